@@ -1,0 +1,112 @@
+"""What every connector implements, and the capabilities the factory checks at load time.
+
+A connector knows its system and nothing of specs or Dagster: it is built from plain, already
+resolved parameters (secrets decrypted, ``${ENV}`` expanded) and reads or writes
+:class:`~nexus_dagster.relation.Relation` objects.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from nexus_dagster.relation import Relation
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """An incremental read: rows whose ``column`` is past ``value``.
+
+    ``inclusive`` is True for the spec's starting ``incremental_value`` (rows >= start) and False
+    for a cursor kept by Dagster (rows > the largest value already loaded).
+    """
+
+    column: str
+    value: Any
+    inclusive: bool = False
+
+
+@dataclass
+class ReadRequest:
+    """What a source is asked for.
+
+    Attributes:
+        table: table name (optionally schema-qualified) for table sources.
+        query: a SQL query, used instead of ``table``.
+        path: file path, object key or glob for file-like sources.
+        options: connector-specific options from the spec (csv delimiter, sheet names, ...).
+        batch_size: rows per Arrow batch.
+        cursor: incremental filter, or None for a full read.
+    """
+
+    table: str | None = None
+    query: str | None = None
+    path: str | None = None
+    file_format: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = 50_000
+    cursor: Cursor | None = None
+
+
+@dataclass
+class WriteRequest:
+    """What a target is asked to do with a relation."""
+
+    table: str | None = None
+    path: str | None = None
+    file_format: str | None = None
+    write_mode: str = "append"
+    key_columns: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    batch_size: int = 50_000
+    run_id: str | None = None
+
+
+@dataclass
+class LoadResult:
+    """What a load did. ``location`` is a human-readable, secret-free place (table or path)."""
+
+    rows_loaded: int
+    location: str
+    rows_inserted: int | None = None
+    rows_updated: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Connector(ABC):
+    """Common base: construction from resolved params, a safe description, a connection test.
+
+    Class attributes declare capabilities; the factory rejects a spec asking for more.
+    """
+
+    #: the ``source_type``/``target_type`` values this connector serves
+    kinds: ClassVar[tuple[str, ...]] = ()
+    supports_incremental: ClassVar[bool] = False
+    write_modes: ClassVar[frozenset[str]] = frozenset()
+    is_source: ClassVar[bool] = True
+    is_target: ClassVar[bool] = False
+
+    def __init__(self, params: Mapping[str, Any]):
+        self.params = dict(params)
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where this connector points, with no secret in it (a masked URL, a path)."""
+
+    def dagster_kinds(self) -> set[str]:
+        """Systems shown as Dagster ``kinds`` on the assets this connector feeds."""
+        return {self.kinds[0]} if self.kinds else set()
+
+    def test_connection(self) -> bool:
+        """True when the system answers; never raises for an unreachable server."""
+        return True
+
+    def read(self, request: ReadRequest) -> Relation:
+        """Return a lazy relation over the requested data."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be used as a source")
+
+    def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
+        """Load the relation. On failure the target is left exactly as it was."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be used as a target")

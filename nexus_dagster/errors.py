@@ -1,0 +1,92 @@
+"""The exception hierarchy: one root, a kind per way a run can fail.
+
+Every error carries its context as attributes and in its message, and never a secret:
+messages are passed through :func:`nexus_dagster.secrets.mask` before they are raised.
+"""
+
+from __future__ import annotations
+
+
+class NexusError(Exception):
+    """Root of every error raised by nexus-dagster."""
+
+
+class SpecError(NexusError):
+    """A job spec or connection is invalid. Fatal: fixing the spec is the only cure.
+
+    Attributes:
+        problems: every problem found, each a :class:`SpecProblem`.
+    """
+
+    def __init__(self, problems: list[SpecProblem] | str):
+        if isinstance(problems, str):
+            problems = [SpecProblem(message=problems)]
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class SpecProblem:
+    """One problem in a spec: where it is, what is wrong, how to fix it."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+    ):
+        self.message = message
+        self.file = file
+        self.line = line
+        self.field = field
+        self.fix = fix
+
+    def __str__(self) -> str:
+        where = self.file or "<spec>"
+        if self.line:
+            where += f":{self.line}"
+        text = f"{where}: "
+        if self.field:
+            text += f"{self.field}: "
+        text += self.message
+        if self.fix:
+            text += f" (fix: {self.fix})"
+        return text
+
+    def __repr__(self) -> str:
+        return f"SpecProblem({self!s})"
+
+
+class UnsupportedError(SpecError):
+    """The spec asks for something no connector or transformation offers (yet)."""
+
+
+class ExpressionError(NexusError):
+    """A filter condition or map expression uses syntax that is not allowed."""
+
+    def __init__(self, expression: str, reason: str):
+        self.expression = expression
+        self.reason = reason
+        super().__init__(f"expression {expression!r}: {reason}")
+
+
+class ConnectorError(NexusError):
+    """A connector could not reach or use its system (bad credentials, missing table, ...)."""
+
+
+class RetriableError(ConnectorError):
+    """A transient failure (connection reset, timeout, 429/5xx): a retry may succeed."""
+
+
+class LoadError(ConnectorError):
+    """A load into a target failed; the target was left as it was before the load."""
+
+
+class TransformError(NexusError):
+    """A transformation failed at run time (bad custom code, type mismatch, ...)."""
+
+
+class DataError(NexusError):
+    """Input data is malformed (corrupt file, wrong encoding, unexpected schema)."""

@@ -1,0 +1,64 @@
+"""The data in flight: a lazy, one-pass stream of Arrow record batches with a known schema."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+
+@dataclass
+class Relation:
+    """A description of data, not the data: batches are produced only when iterated.
+
+    Attributes:
+        schema: the Arrow schema every batch has.
+        open: a callable returning a fresh iterator of record batches. Connectors may allow it
+            to be called once only (a database cursor, a Kafka consumer); callers that need two
+            passes materialize the relation first (see :meth:`to_table` or Parquet spooling).
+        name: where the data comes from, for messages ("source orders", "transform paid").
+    """
+
+    schema: pa.Schema
+    open: Callable[[], Iterator[pa.RecordBatch]]
+    name: str = "relation"
+    stats: dict[str, object] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.open():
+            if batch.schema != self.schema:
+                batch = _conform(batch, self.schema)
+            yield batch
+
+    def reader(self) -> pa.RecordBatchReader:
+        """This relation as an Arrow C-stream reader (DuckDB, pyarrow and ADBC consume it)."""
+        return pa.RecordBatchReader.from_batches(self.schema, iter(self))
+
+    def to_table(self) -> pa.Table:
+        """Materialize in memory. Only for small data, tests and custom code."""
+        return pa.Table.from_batches(list(self), schema=self.schema)
+
+    @classmethod
+    def from_table(cls, table: pa.Table, name: str = "table", batch_size: int = 65536) -> Relation:
+        """A relation over an in-memory table, re-iterable."""
+        return cls(table.schema, lambda: iter(table.to_batches(max_chunksize=batch_size)), name)
+
+    @classmethod
+    def from_batches(
+        cls, schema: pa.Schema, batches: Iterable[pa.RecordBatch], name: str = "batches"
+    ) -> Relation:
+        """A one-pass relation over an iterable of batches."""
+        return cls(schema, lambda: iter(batches), name)
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Cast a batch whose types drifted (e.g. all-null int column read as null) to `schema`."""
+    columns = []
+    for target in schema:
+        index = batch.schema.get_field_index(target.name)
+        if index < 0:
+            columns.append(pa.nulls(batch.num_rows, target.type))
+        else:
+            columns.append(batch.column(index).cast(target.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

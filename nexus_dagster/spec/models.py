@@ -1,0 +1,421 @@
+"""The job model: one set of pydantic classes for YAML specs and for the Nexus Python API.
+
+Field names follow the original Nexus API (``sources``, ``source_type``, ``connection_params``,
+``table``, ``query``, ``incremental_column``, ``write_mode``, ``transformation_type``, ``config``,
+``custom_code`` ...). The models know nothing of connectors or Dagster: capability checks
+(can this connector upsert?) happen in the factory, against the connector registry.
+
+Example:
+    >>> job = ETLJob(
+    ...     name="orders_daily",
+    ...     sources=[DataSource(name="orders", source_type="file",
+    ...                         file_path="data/orders.csv", file_format="csv")],
+    ...     transformations=[Transformation(name="paid", transformation_type="filter",
+    ...                                     config={"condition": 'status == "paid"'})],
+    ...     targets=[DataTarget(name="out", target_type="file",
+    ...                         file_path="output/paid.parquet", file_format="parquet")],
+    ... )
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+class SourceType(StrEnum):
+    """Where data comes from (the Nexus ``SourceType`` members)."""
+
+    DATABASE = "database"
+    API = "api"
+    FILE = "file"
+    S3 = "s3"
+    AZURE_BLOB = "azure_blob"
+    GCS = "gcs"
+    FTP = "ftp"
+    SFTP = "sftp"
+    KAFKA = "kafka"
+    REDIS = "redis"
+    ELASTICSEARCH = "elasticsearch"
+    MONGODB = "mongodb"
+
+
+class TargetType(StrEnum):
+    """Where data goes (the Nexus ``TargetType`` members)."""
+
+    DATABASE = "database"
+    API = "api"
+    FILE = "file"
+    S3 = "s3"
+    AZURE_BLOB = "azure_blob"
+    GCS = "gcs"
+    FTP = "ftp"
+    SFTP = "sftp"
+    KAFKA = "kafka"
+    REDIS = "redis"
+    ELASTICSEARCH = "elasticsearch"
+    MONGODB = "mongodb"
+
+
+class TransformationType(StrEnum):
+    """The built-in transformations (the Nexus ``TransformationType`` members, plus JOIN)."""
+
+    FILTER = "filter"
+    MAP = "map"
+    AGGREGATE = "aggregate"
+    SORT = "sort"
+    DEDUPLICATE = "deduplicate"
+    PIVOT = "pivot"
+    JOIN = "join"
+    CUSTOM_CODE = "custom_code"
+
+
+class WriteMode(StrEnum):
+    """How a target treats rows already there."""
+
+    APPEND = "append"
+    OVERWRITE = "overwrite"
+    UPSERT = "upsert"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, validate_assignment=False)
+
+
+def _as_list(value: Any) -> Any:
+    """Accept ``"a"`` where ``["a"]`` is meant, as pandas does."""
+    return [value] if isinstance(value, str) else value
+
+
+StrList = Annotated[list[str], Field(min_length=1)]
+
+
+# ----------------------------------------------------------------------------- transformations
+class FilterConfig(_Model):
+    """``condition``: a boolean expression, e.g. ``status == "active" and age >= 18``."""
+
+    kind: Literal["filter"] = Field("filter", exclude=True, repr=False)
+    condition: str = Field(min_length=1)
+
+
+class MapConfig(_Model):
+    """``mappings``: new or replaced column -> expression, applied in the order given."""
+
+    kind: Literal["map"] = Field("map", exclude=True, repr=False)
+    mappings: dict[str, str] = Field(min_length=1)
+
+
+AGGREGATE_FUNCTIONS = (
+    "sum", "mean", "avg", "count", "size", "min", "max", "median", "std", "var",
+    "first", "last", "nunique",
+)
+
+
+class AggregateConfig(_Model):
+    """``group_by`` columns and ``aggregations``: output -> (column, function)."""
+
+    kind: Literal["aggregate"] = Field("aggregate", exclude=True, repr=False)
+    group_by: StrList = Field(default_factory=list)
+    aggregations: dict[str, tuple[str, str]] = Field(min_length=1)
+
+    _as_list = field_validator("group_by", mode="before")(_as_list)
+
+    @field_validator("aggregations")
+    @classmethod
+    def _known_functions(cls, value: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+        for output, (_, function) in value.items():
+            if function not in AGGREGATE_FUNCTIONS:
+                raise ValueError(
+                    f"{output!r} uses unknown function {function!r}; "
+                    f"known: {', '.join(AGGREGATE_FUNCTIONS)}"
+                )
+        return value
+
+
+class SortConfig(_Model):
+    """``columns`` to sort by; ``ascending`` one flag or one per column."""
+
+    kind: Literal["sort"] = Field("sort", exclude=True, repr=False)
+    columns: StrList
+    ascending: bool | list[bool] = True
+
+    _as_list = field_validator("columns", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _same_length(self) -> SortConfig:
+        if isinstance(self.ascending, list) and len(self.ascending) != len(self.columns):
+            raise ValueError(
+                f"ascending has {len(self.ascending)} flags for {len(self.columns)} columns; "
+                "give one flag per column or a single true/false"
+            )
+        return self
+
+
+class DeduplicateConfig(_Model):
+    """``subset``: columns that identify a duplicate (all when omitted); ``keep`` first|last."""
+
+    kind: Literal["deduplicate"] = Field("deduplicate", exclude=True, repr=False)
+    subset: list[str] | None = None
+    keep: Literal["first", "last"] = "first"
+
+    _as_list = field_validator("subset", mode="before")(_as_list)
+
+
+class PivotConfig(_Model):
+    """Long to wide: one row per ``index``, one column per distinct value of ``columns``."""
+
+    kind: Literal["pivot"] = Field("pivot", exclude=True, repr=False)
+    index: StrList
+    columns: str
+    values: str
+    aggfunc: Literal["first", "last", "sum", "mean", "count", "min", "max"] = "first"
+    fill_value: Any = None
+    max_columns: int = Field(1000, ge=1)
+
+    _as_list = field_validator("index", mode="before")(_as_list)
+
+
+class JoinConfig(_Model):
+    """Combine two named sources (or earlier join results) on key columns."""
+
+    kind: Literal["join"] = Field("join", exclude=True, repr=False)
+    left: str
+    right: str
+    on: StrList
+    how: Literal["inner", "left", "right", "outer"] = "inner"
+    suffixes: tuple[str, str] = ("_x", "_y")
+
+    _as_list = field_validator("on", mode="before")(_as_list)
+
+
+class CustomCodeConfig(_Model):
+    """Options of custom code: ``per_batch`` runs the code on each batch (streaming)."""
+
+    kind: Literal["custom_code"] = Field("custom_code", exclude=True, repr=False)
+    per_batch: bool = False
+
+
+TransformConfig = Annotated[
+    FilterConfig
+    | MapConfig
+    | AggregateConfig
+    | SortConfig
+    | DeduplicateConfig
+    | PivotConfig
+    | JoinConfig
+    | CustomCodeConfig,
+    Field(discriminator="kind"),
+]
+
+
+class Transformation(_Model):
+    """One step of the transformation chain, applied in ``order`` (then spec order).
+
+    Example:
+        >>> Transformation(name="revenue", transformation_type=TransformationType.MAP,
+        ...                config={"mappings": {"revenue": "quantity * price"}}, order=2)
+    """
+
+    name: str = Field(pattern=NAME_PATTERN)
+    transformation_type: TransformationType
+    config: TransformConfig
+    custom_code: str | None = None
+    order: int = 0
+    enabled: bool = True
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tag_config(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            kind = data.get("transformation_type")
+            kind = getattr(kind, "value", kind)
+            config = data.get("config")
+            if config is None:
+                config = {}
+            if isinstance(config, dict) and isinstance(kind, str):
+                data = {**data, "config": {**config, "kind": kind}}
+        return data
+
+    @model_validator(mode="after")
+    def _code_present(self) -> Transformation:
+        if self.transformation_type == TransformationType.CUSTOM_CODE:
+            if not (self.custom_code and self.custom_code.strip()):
+                raise ValueError("custom_code transformations need a non-empty custom_code")
+        elif self.custom_code:
+            raise ValueError(
+                f"custom_code is only for transformation_type custom_code, "
+                f"not {self.transformation_type.value}"
+            )
+        return self
+
+
+# ----------------------------------------------------------------------------- sources/targets
+class _Endpoint(_Model):
+    """Fields shared by sources and targets."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    connection: str | None = None
+    connection_params: dict[str, Any] = Field(default_factory=dict)
+    table: str | None = None
+    file_path: str | None = None
+    file_format: str | None = None
+    batch_size: int = Field(50_000, ge=1, le=10_000_000)
+    encrypted: bool = False
+    options: dict[str, Any] = Field(default_factory=dict)
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _one_connection(self) -> _Endpoint:
+        if self.connection and self.connection_params:
+            raise ValueError(
+                "give either connection (a name from connections.yaml) or connection_params, "
+                "not both"
+            )
+        return self
+
+
+class DataSource(_Endpoint):
+    """Where a job reads. ``table`` or ``query`` for databases, ``file_path`` for files.
+
+    Example:
+        >>> DataSource(name="orders", source_type=SourceType.DATABASE, connection="app_db",
+        ...            table="orders", incremental_column="updated_at",
+        ...            incremental_value="2024-01-01 00:00:00", batch_size=50000)
+    """
+
+    source_type: SourceType
+    query: str | None = None
+    incremental_column: str | None = None
+    incremental_value: Any = None
+    api_endpoint: str | None = None
+    api_method: str = "GET"
+    api_headers: dict[str, str] = Field(default_factory=dict)
+    api_params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _what_to_read(self) -> DataSource:
+        if self.table and self.query:
+            raise ValueError("give either table or query, not both")
+        if self.incremental_value is not None and not self.incremental_column:
+            raise ValueError("incremental_value needs incremental_column")
+        return self
+
+
+class DataTarget(_Endpoint):
+    """Where a job writes, and how (``write_mode`` append | overwrite | upsert).
+
+    Example:
+        >>> DataTarget(name="fact_orders", target_type=TargetType.DATABASE,
+        ...            connection="warehouse", table="fact_orders",
+        ...            write_mode="upsert", key_columns=["id"])
+    """
+
+    target_type: TargetType
+    write_mode: WriteMode = WriteMode.APPEND
+    key_columns: list[str] = Field(default_factory=list)
+    create_table: bool = True
+
+    _as_list = field_validator("key_columns", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _keys_for_upsert(self) -> DataTarget:
+        if self.write_mode == WriteMode.UPSERT and not self.key_columns:
+            raise ValueError("write_mode upsert needs key_columns, e.g. key_columns: [id]")
+        return self
+
+
+class RetryPolicySpec(_Model):
+    """Retries of a failed run step (mapped to a Dagster ``RetryPolicy``)."""
+
+    max_retries: int = Field(0, ge=0, le=100)
+    delay_seconds: float = Field(0, ge=0)
+    backoff: Literal["exponential", "linear"] | None = None
+    jitter: Literal["full", "plus_minus"] | None = None
+
+
+class ETLJob(_Model):
+    """A whole job: sources -> ordered transformations -> targets.
+
+    ``name`` is also the Dagster job name and asset group when it is a valid identifier;
+    otherwise (free text such as "PG to MySQL") :attr:`key` derives one.
+    """
+
+    name: str = Field(min_length=1)
+    job_id: str | None = None
+    description: str | None = None
+    sources: list[DataSource] = Field(min_length=1)
+    transformations: list[Transformation] = Field(default_factory=list)
+    targets: list[DataTarget] = Field(min_length=1)
+    schedule: str | None = None
+    timezone: str | None = None
+    retries: RetryPolicySpec | None = None
+    parallel: bool = False
+    max_workers: int = Field(4, ge=1, le=256)
+    notifications: dict[str, Any] = Field(default_factory=dict)
+    checks: list[dict[str, Any]] = Field(default_factory=list)
+    tags: dict[str, str] = Field(default_factory=dict)
+    enabled: bool = True
+
+    @property
+    def key(self) -> str:
+        """The Dagster-safe job name: ``name`` itself or a slug of it."""
+        if _NAME_RE.match(self.name):
+            return self.name
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", self.name).strip("_").lower()
+        if not slug or not slug[0].isalpha():
+            slug = f"job_{slug}"
+        return slug
+
+    def ordered_transformations(self) -> list[Transformation]:
+        """Enabled transformations by ``order``, ties kept in spec order."""
+        steps = [t for t in self.transformations if t.enabled]
+        return sorted(steps, key=lambda t: t.order)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ETLJob:
+        seen: dict[str, str] = {}
+        for kind, items in (
+            ("source", self.sources),
+            ("target", self.targets),
+            ("transformation", self.transformations),
+        ):
+            for item in items:
+                if item.name in seen:
+                    raise ValueError(
+                        f"name {item.name!r} is used by a {seen[item.name]} and a {kind}; "
+                        "names must be unique within a job"
+                    )
+                seen[item.name] = kind
+        return self
+
+
+class Connection(_Model):
+    """A named connection in ``connections.yaml``: a type plus its parameters."""
+
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    encrypted: bool = False
+    description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_params(cls, data: Any) -> Any:
+        # ``{type: postgresql, host: db, ...}`` is accepted as well as ``{type:, params: {...}}``.
+        if isinstance(data, dict) and "params" not in data:
+            known = {"type", "encrypted", "description"}
+            params = {k: v for k, v in data.items() if k not in known}
+            data = {k: v for k, v in data.items() if k in known} | {"params": params}
+        return data
