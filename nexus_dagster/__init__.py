@@ -1,0 +1,1 @@
+"""nexus-dagster: enterprise ETL jobs as Dagster assets."""
