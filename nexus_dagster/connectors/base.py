@@ -87,6 +87,9 @@ class Connector(ABC):
     write_modes: ClassVar[frozenset[str]] = frozenset()
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = False
+    #: spec fields a source / target of this kind needs: each inner tuple is "one of these"
+    source_requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    target_requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     def __init__(self, params: Mapping[str, Any]):
         self.params = dict(params)

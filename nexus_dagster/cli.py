@@ -1,0 +1,174 @@
+"""The ``nexus`` command: validate specs, run a job through Dagster, open the UI, manage keys.
+
+    nexus validate [job_specs/ ...]     every problem with file:line, field and fix; exit 1 on any
+    nexus list [--specs DIR]            the jobs, their sources and targets
+    nexus run JOB [--specs DIR]         run one job in-process through Dagster and print a summary
+    nexus ui [--port N]                 `dagster dev` on this project
+    nexus keygen                        print a new master encryption key
+    nexus encrypt                       read a value on stdin, print its enc: token
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from nexus_dagster import secrets
+from nexus_dagster.errors import NexusError, SpecError
+from nexus_dagster.project import SPECS_ENV, ensure_dagster_home, specs_dir
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from nexus_dagster.spec.loader import collect
+
+    paths = args.paths or [specs_dir()]
+    project, problems = collect(paths)
+    for problem in problems:
+        print(f"error: {problem}")
+    missing = set()
+    for spec in project.jobs:
+        for endpoint in [*spec.job.sources, *spec.job.targets]:
+            missing |= secrets.env_references(endpoint.connection_params)
+    for connection in project.connections.values():
+        missing |= secrets.env_references(connection.params)
+    for name in sorted(n for n in missing if n not in os.environ):
+        print(f"warning: environment variable {name} is not set here (needed at run time)")
+    jobs = len(project.jobs)
+    if problems:
+        print(f"{len(problems)} problem(s) in {jobs} job(s) checked")
+        return 1
+    print(f"ok: {jobs} job(s), {len(project.connections)} connection(s)")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from nexus_dagster.spec.loader import load_project
+
+    project = load_project(args.specs)
+    for spec in project.jobs:
+        job = spec.job
+        sources = ", ".join(s.name for s in job.sources)
+        targets = ", ".join(f"{t.name} ({t.write_mode.value})" for t in job.targets)
+        schedule = f"  schedule: {job.schedule}" if job.schedule else ""
+        print(f"{job.key}: {sources} -> {targets}{schedule}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from nexus_dagster.factory import build_definitions
+    from nexus_dagster.spec.loader import load_project
+
+    project = load_project(args.specs)
+    spec = project.job(args.job)
+    ensure_dagster_home(Path(args.specs).resolve().parent)
+    defs = build_definitions(project)
+    job_def = defs.resolve_job_def(spec.job.key)
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = job_def.execute_in_process(instance=instance, raise_on_error=False)
+        elapsed = time.perf_counter() - started
+        print()
+        print(f"job {spec.job.key}: {'SUCCESS' if result.success else 'FAILURE'} "
+              f"in {elapsed:.2f} s (run {result.run_id})")
+        for event in result.get_asset_materialization_events():
+            mat = event.asset_materialization
+            meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
+            key = mat.asset_key.to_user_string()
+            if "nexus/rows_loaded" in meta:
+                print(f"  {key}: {meta['nexus/rows_extracted']} extracted, "
+                      f"{meta['nexus/rows_transformed']} transformed, "
+                      f"{meta['nexus/rows_loaded']} loaded ({meta['nexus/write_mode']}) "
+                      f"-> {meta['nexus/location']}")
+            elif "nexus/cursor" in meta:
+                print(f"  {key}: cursor now {meta['nexus/cursor'].get('value')}")
+        if not result.success:
+            for event in result.all_events:
+                if event.is_step_failure or event.is_run_failure:
+                    error = event.event_specific_data.error if event.is_step_failure else None
+                    if error is not None:
+                        print(f"  error: {secrets.mask(error.message.strip())}")
+            return 1
+    print(f"  run history: {os.environ['DAGSTER_HOME']}; open the UI with `nexus ui` "
+          "(or `dagster dev -w workspace.yaml`) and look at group "
+          f"{spec.job.key}")
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    root = Path.cwd()
+    ensure_dagster_home(root)
+    command = ["dagster", "dev", "-w", str(root / "workspace.yaml"), "-h", args.host,
+               "-p", str(args.port)]
+    print("starting:", " ".join(command))
+    os.execvp(command[0], command)
+    return 0  # pragma: no cover
+
+
+def _keygen(args: argparse.Namespace) -> int:
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+    return 0
+
+
+def _encrypt(args: argparse.Namespace) -> int:
+    value = sys.stdin.readline().rstrip("\n")
+    if not value:
+        print("nothing on stdin: pipe the value in, e.g. `printf %s \"$PW\" | nexus encrypt`",
+              file=sys.stderr)
+        return 2
+    print(secrets.encrypt_value(value))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``nexus`` command."""
+    parser = argparse.ArgumentParser(prog="nexus", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    default_specs = os.environ.get(SPECS_ENV, "job_specs")
+
+    validate = sub.add_parser("validate", help="check specs and connections")
+    validate.add_argument("paths", nargs="*", help="spec files or folders (default job_specs/)")
+    validate.set_defaults(func=_validate)
+
+    listing = sub.add_parser("list", help="list jobs")
+    listing.add_argument("--specs", default=default_specs)
+    listing.set_defaults(func=_list)
+
+    run = sub.add_parser("run", help="run one job in-process through Dagster")
+    run.add_argument("job")
+    run.add_argument("--specs", default=default_specs)
+    run.set_defaults(func=_run)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(func=_ui)
+
+    sub.add_parser("keygen", help="print a new master key").set_defaults(func=_keygen)
+    sub.add_parser("encrypt", help="encrypt a value read from stdin").set_defaults(func=_encrypt)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``nexus`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 1
+    except NexusError as exc:
+        print(f"error: {secrets.mask(exc)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,276 @@
+"""Spec -> Dagster: assets, asset jobs, schedules. The only module that knows specs,
+connectors and Dagster at once.
+
+Per job:
+
+* each source is an external asset ``<job>/<source>`` (lineage: which table or file feeds the
+  job); after every target committed, the run records a materialization of it carrying the
+  rows extracted and the incremental cursor (``nexus/cursor``), which the next run reads back;
+* the targets are one multi-asset ``<job>__etl`` (one step: extract, transform, load), each
+  target an asset ``<job>/<target>`` depending on the sources;
+* an asset job named after the job (in-process executor unless ``parallel: true``), and a
+  schedule when the spec has one.
+
+Example:
+    >>> from nexus_dagster.factory import definitions_from_folder
+    >>> defs = definitions_from_folder("job_specs")
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+from nexus_dagster import runner, secrets
+from nexus_dagster.errors import NexusError
+from nexus_dagster.spec.loader import JobSpec, Project, load_project
+from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
+from nexus_dagster.spec.validate import resolve_connection
+
+CURSOR_KEY = "nexus/cursor"
+
+_KIND_ALIASES = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+    "sqlite": "sqlite",
+    "duckdb": "duckdb",
+    "mssql": "sqlserver",
+    "oracle": "oracle",
+}
+_FORMAT_KINDS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json",
+                 "parquet": "parquet", "excel": "excel", "xlsx": "excel"}
+
+
+class RunError(NexusError):
+    """A run failed; the message is the original error's, with secrets masked."""
+
+
+@dataclass
+class NexusTranslator:
+    """Every naming decision from spec to Dagster, overridable method by method."""
+
+    def group_name(self, job: ETLJob) -> str:
+        return job.key
+
+    def source_key(self, job: ETLJob, source: DataSource) -> dg.AssetKey:
+        return dg.AssetKey([job.key, source.name])
+
+    def target_key(self, job: ETLJob, target: DataTarget) -> dg.AssetKey:
+        return dg.AssetKey([job.key, target.name])
+
+    def kinds(self, endpoint: DataSource | DataTarget, params: dict[str, Any]) -> set[str]:
+        kind = (
+            endpoint.source_type if isinstance(endpoint, DataSource) else endpoint.target_type
+        ).value
+        if kind == "database":
+            dialect = str(params.get("type") or params.get("url", "sql").split(":")[0])
+            return {_KIND_ALIASES.get(dialect.split("+")[0], dialect.split("+")[0])}
+        fmt = endpoint.file_format or Path(endpoint.file_path or "").suffix.lstrip(".")
+        kinds = {kind} if kind != "file" else set()
+        if fmt in _FORMAT_KINDS:
+            kinds.add(_FORMAT_KINDS[fmt])
+        return kinds or {kind}
+
+    def metadata(self, endpoint: DataSource | DataTarget, params: dict[str, Any]) -> dict:
+        """Static, secret-free facts shown on the asset: where it lives."""
+        meta: dict[str, Any] = {}
+        if endpoint.connection:
+            meta["nexus/connection"] = endpoint.connection
+        shown = {k: v for k, v in params.items() if not secrets.is_sensitive(str(k))}
+        for key in ("type", "host", "port", "database", "bucket", "container"):
+            if key in shown and isinstance(shown[key], str | int):
+                meta[f"nexus/{key}"] = str(shown[key])
+        if endpoint.table:
+            meta["nexus/table"] = endpoint.table
+            meta["dagster/table_name"] = endpoint.table
+        if getattr(endpoint, "query", None):
+            meta["nexus/query"] = dg.MetadataValue.md(f"```sql\n{endpoint.query}\n```")
+        if endpoint.file_path:
+            meta["nexus/file_path"] = endpoint.file_path
+        return meta
+
+    def description(self, endpoint: DataSource | DataTarget) -> str:
+        if endpoint.description:
+            return endpoint.description
+        what = endpoint.table or endpoint.file_path or getattr(endpoint, "query", None) or ""
+        role = "Source" if isinstance(endpoint, DataSource) else "Target"
+        return f"{role} {endpoint.name}: {what}".strip()
+
+
+def table_schema(schema: pa.Schema) -> dg.TableSchema:
+    """Arrow schema -> Dagster column schema."""
+    return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
+
+
+def _stored_cursor(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict | None:
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(CURSOR_KEY)
+    data = getattr(value, "data", None) if value is not None else None
+    return data if isinstance(data, dict) else None
+
+
+def _retry_policy(job: ETLJob) -> dg.RetryPolicy | None:
+    retries = job.retries
+    if not retries or not retries.max_retries:
+        return None
+    return dg.RetryPolicy(
+        max_retries=retries.max_retries,
+        delay=retries.delay_seconds or None,
+        backoff=dg.Backoff(retries.backoff.upper()) if retries.backoff else None,
+        jitter=dg.Jitter(retries.jitter.upper()) if retries.jitter else None,
+    )
+
+
+def build_job(
+    spec: JobSpec, project: Project, translator: NexusTranslator | None = None
+) -> tuple[list[dg.AssetSpec], dg.AssetsDefinition, dg.UnresolvedAssetJobDefinition, list]:
+    """The Dagster objects of one job: source specs, the ETL multi-asset, the job, schedules."""
+    translator = translator or NexusTranslator()
+    job = spec.job
+    connections = project.connections
+    group = translator.group_name(job)
+    tags = {"nexus/job": job.key, **job.tags}
+
+    source_specs = []
+    for source in job.sources:
+        params = resolve_connection(source, connections)
+        source_specs.append(
+            dg.AssetSpec(
+                translator.source_key(job, source),
+                description=translator.description(source),
+                group_name=group,
+                kinds=translator.kinds(source, params),
+                metadata=translator.metadata(source, params),
+            )
+        )
+    source_keys = [s.key for s in source_specs]
+    target_specs = []
+    for target in job.targets:
+        params = resolve_connection(target, connections)
+        target_specs.append(
+            dg.AssetSpec(
+                translator.target_key(job, target),
+                deps=source_keys,
+                description=translator.description(target),
+                group_name=group,
+                kinds=translator.kinds(target, params),
+                metadata={**translator.metadata(target, params),
+                          "nexus/write_mode": target.write_mode.value},
+                code_version=spec.spec_hash,
+            )
+        )
+    source_key_by_name = dict(zip((s.name for s in job.sources), source_keys, strict=True))
+    target_key_by_name = {t.name: s.key for t, s in zip(job.targets, target_specs, strict=True)}
+
+    @dg.multi_asset(
+        specs=target_specs,
+        name=f"{job.key}__etl",
+        description=job.description or f"Extract, transform and load job {job.key}",
+        can_subset=False,
+        retry_policy=_retry_policy(job),
+        op_tags=tags,
+    )
+    def _etl(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+        stored = {
+            name: _stored_cursor(context.instance, key)
+            for name, key in source_key_by_name.items()
+        }
+        try:
+            for event in runner.execute(
+                spec, connections, stored_cursors=stored, run_id=context.run_id, log=context.log
+            ):
+                if isinstance(event, runner.TargetLoaded):
+                    yield _target_result(target_key_by_name[event.target.name], event)
+                else:
+                    context.log_event(_source_event(source_key_by_name[event.source.name], event))
+        except Exception as exc:
+            message = secrets.mask(f"{type(exc).__name__}: {exc}")
+            context.log.error(secrets.mask("".join(traceback.format_exception(exc))))
+            raise RunError(message) from None
+
+    if job.parallel:
+        executor = dg.multiprocess_executor.configured({"max_concurrent": job.max_workers})
+    else:
+        executor = dg.in_process_executor
+    asset_job = dg.define_asset_job(
+        name=job.key,
+        selection=dg.AssetSelection.assets(*[s.key for s in target_specs]),
+        description=job.description,
+        executor_def=executor,
+        tags=tags,
+    )
+    schedules = []
+    if job.schedule:
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=f"{job.key}_schedule",
+                job=asset_job,
+                cron_schedule=job.schedule,
+                execution_timezone=job.timezone or "UTC",
+                default_status=(
+                    dg.DefaultScheduleStatus.RUNNING if job.enabled
+                    else dg.DefaultScheduleStatus.STOPPED
+                ),
+            )
+        )
+    return source_specs, _etl, asset_job, schedules
+
+
+def _target_result(key: dg.AssetKey, event: runner.TargetLoaded) -> dg.MaterializeResult:
+    result = event.result
+    metadata: dict[str, Any] = {
+        "dagster/row_count": result.rows_loaded,
+        "dagster/column_schema": table_schema(event.schema),
+        "nexus/rows_extracted": event.rows_extracted,
+        "nexus/rows_transformed": event.rows_transformed,
+        "nexus/rows_loaded": result.rows_loaded,
+        "nexus/write_mode": event.target.write_mode.value,
+        "nexus/location": secrets.mask(result.location),
+    }
+    if result.rows_inserted is not None:
+        metadata["nexus/rows_inserted"] = result.rows_inserted
+    if result.rows_updated is not None:
+        metadata["nexus/rows_updated"] = result.rows_updated
+    return dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
+def _source_event(key: dg.AssetKey, event: runner.SourceExtracted) -> dg.AssetMaterialization:
+    metadata: dict[str, Any] = {
+        "nexus/rows_extracted": event.rows,
+        "dagster/column_schema": table_schema(event.schema),
+    }
+    if event.cursor_after is not None:
+        metadata[CURSOR_KEY] = dg.MetadataValue.json(event.cursor_after)
+    if event.cursor_before is not None:
+        metadata["nexus/cursor_before"] = str(event.cursor_before.get("value"))
+    return dg.AssetMaterialization(asset_key=key, metadata=metadata)
+
+
+def build_definitions(
+    project: Project, translator: NexusTranslator | None = None
+) -> dg.Definitions:
+    """Dagster Definitions for every job of a project."""
+    assets: list = []
+    jobs: list = []
+    schedules: list = []
+    for spec in project.jobs:
+        source_specs, etl, asset_job, job_schedules = build_job(spec, project, translator)
+        assets += [*source_specs, etl]
+        jobs.append(asset_job)
+        schedules += job_schedules
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)
+
+
+def definitions_from_folder(path: str | Path) -> dg.Definitions:
+    """Load a spec folder (raising one SpecError listing every problem) and build Definitions."""
+    return build_definitions(load_project(path))

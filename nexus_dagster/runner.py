@@ -1,0 +1,278 @@
+"""One run of a job, Dagster-agnostic: extract -> transform -> load, yielding what happened.
+
+The factory drives this generator from inside a Dagster asset and turns its events into
+materializations; tests and the Python API can drive it directly. Nothing here knows Dagster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from nexus_dagster import secrets
+from nexus_dagster.connectors import connector_class
+from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
+from nexus_dagster.relation import Relation
+from nexus_dagster.spec.loader import JobSpec
+from nexus_dagster.spec.models import DataSource, DataTarget
+from nexus_dagster.spec.validate import resolve_connection
+
+
+# ------------------------------------------------------------------------------- events
+@dataclass
+class TargetLoaded:
+    """A target committed its load."""
+
+    target: DataTarget
+    result: LoadResult
+    schema: pa.Schema
+    rows_extracted: int
+    rows_transformed: int
+
+
+@dataclass
+class SourceExtracted:
+    """Emitted once every target committed: the source's rows and its new cursor."""
+
+    source: DataSource
+    rows: int
+    schema: pa.Schema
+    cursor_before: dict[str, Any] | None
+    cursor_after: dict[str, Any] | None
+
+
+@dataclass
+class RunSummary:
+    """Totals of a run, for logs and the Python API."""
+
+    rows_extracted: int = 0
+    rows_transformed: int = 0
+    rows_loaded: int = 0
+    loads: list[tuple[str, LoadResult]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------- cursors
+def encode_cursor(column: str, value: Any) -> dict[str, Any]:
+    """A JSON-safe cursor: the column, the value as text and its type."""
+    if isinstance(value, dt.datetime):
+        kind = "datetime"
+        text = value.isoformat()
+    elif isinstance(value, dt.date):
+        kind, text = "date", value.isoformat()
+    elif isinstance(value, decimal.Decimal):
+        kind, text = "decimal", str(value)
+    elif isinstance(value, bool):
+        kind, text = "bool", str(value)
+    elif isinstance(value, int):
+        kind, text = "int", str(value)
+    elif isinstance(value, float):
+        kind, text = "float", repr(value)
+    else:
+        kind, text = "str", str(value)
+    return {"column": column, "type": kind, "value": text}
+
+
+def decode_cursor(data: Mapping[str, Any]) -> Any:
+    """The Python value of a cursor made by :func:`encode_cursor`."""
+    kind, text = data["type"], data["value"]
+    if kind == "datetime":
+        return dt.datetime.fromisoformat(text)
+    if kind == "date":
+        return dt.date.fromisoformat(text)
+    if kind == "decimal":
+        return decimal.Decimal(text)
+    if kind == "int":
+        return int(text)
+    if kind == "float":
+        return float(text)
+    if kind == "bool":
+        return text == "True"
+    return text
+
+
+def start_cursor(source: DataSource, stored: Mapping[str, Any] | None) -> Cursor | None:
+    """Where an incremental read starts: the stored cursor, else the spec's start value."""
+    if not source.incremental_column:
+        return None
+    if stored and stored.get("column") == source.incremental_column:
+        return Cursor(source.incremental_column, decode_cursor(stored), inclusive=False)
+    if source.incremental_value is not None:
+        return Cursor(source.incremental_column, source.incremental_value, inclusive=True)
+    return None
+
+
+# ------------------------------------------------------------------------------- helpers
+def make_connector(endpoint: DataSource | DataTarget, spec: JobSpec, connections) -> Connector:
+    """Build the endpoint's connector with its params resolved (secrets only now)."""
+    kind = endpoint.source_type if isinstance(endpoint, DataSource) else endpoint.target_type
+    params = resolve_connection(endpoint, connections)
+    where = f"{spec.job.key}.{endpoint.name}.connection_params"
+    resolved = secrets.resolve(params, where=where)
+    database = resolved.get("database")
+    if (
+        kind.value == "database"
+        and str(resolved.get("type", "")).startswith("sqlite")
+        and isinstance(database, str)
+        and database not in ("", ":memory:")
+    ):
+        resolved["database"] = _path(spec, database)
+    return connector_class(kind.value)(resolved)
+
+
+def _path(spec: JobSpec, path: str | None) -> str | None:
+    """Resolve a relative local path against the project root; URLs pass through."""
+    if not path or "://" in path or Path(path).is_absolute():
+        return path
+    return str(spec.root / path)
+
+
+class _Counter:
+    """Counts rows flowing through a relation and tracks the max of the cursor column."""
+
+    def __init__(self, relation: Relation, cursor_column: str | None = None):
+        self.relation = relation
+        self.rows = 0
+        self.cursor_column = cursor_column
+        self.cursor_max: Any = None
+
+    def wrapped(self) -> Relation:
+        def open_() -> Iterator[pa.RecordBatch]:
+            for batch in self.relation:
+                self.rows += batch.num_rows
+                if self.cursor_column and batch.num_rows:
+                    value = pc.max(batch.column(self.cursor_column)).as_py()
+                    if value is not None and (self.cursor_max is None or value > self.cursor_max):
+                        self.cursor_max = value
+                yield batch
+
+        return Relation(self.relation.schema, open_, self.relation.name, self.relation.stats)
+
+
+def _spool(relation: Relation, folder: Path) -> Relation:
+    """Write a one-pass relation to Parquet batch by batch; return a re-iterable relation."""
+    path = folder / "result.parquet"
+    with pq.ParquetWriter(path, relation.schema) as writer:
+        for batch in relation:
+            writer.write_batch(batch)
+
+    def open_() -> Iterator[pa.RecordBatch]:
+        yield from pq.ParquetFile(path).iter_batches(batch_size=65536)
+
+    return Relation(relation.schema, open_, relation.name)
+
+
+# ------------------------------------------------------------------------------- the run
+def execute(
+    spec: JobSpec,
+    connections,
+    *,
+    stored_cursors: Mapping[str, Mapping[str, Any] | None] | None = None,
+    run_id: str | None = None,
+    log=None,
+) -> Iterator[TargetLoaded | SourceExtracted]:
+    """Run one job: yields a TargetLoaded per committed target, then a SourceExtracted per
+    source (only after every target committed, so cursors never run ahead of the data).
+
+    Args:
+        spec: the job and where it came from.
+        connections: named connections of the project.
+        stored_cursors: source name -> the cursor kept from the last committed run.
+        run_id: the Dagster run id (names appended part files).
+        log: a logger-like object with ``info``.
+    """
+    from nexus_dagster.transforms.engine import apply_transformations
+
+    job = spec.job
+    stored_cursors = stored_cursors or {}
+    counters: dict[str, _Counter] = {}
+    starts: dict[str, Cursor | None] = {}
+    inputs: dict[str, Relation] = {}
+    for source in job.sources:
+        connector = make_connector(source, spec, connections)
+        cursor = start_cursor(source, stored_cursors.get(source.name))
+        starts[source.name] = cursor
+        request = ReadRequest(
+            table=source.table,
+            query=source.query,
+            path=_path(spec, source.file_path),
+            file_format=source.file_format,
+            options=source.options,
+            batch_size=source.batch_size,
+            cursor=cursor,
+        )
+        if log:
+            where = f" from {cursor.column} {'>=' if cursor.inclusive else '>'} {cursor.value}"
+            log.info(secrets.mask(f"extract {source.name}: {connector.describe()}"
+                                  + (where if cursor else "")))
+        counter = _Counter(connector.read(request), source.incremental_column)
+        counters[source.name] = counter
+        inputs[source.name] = counter.wrapped()
+
+    steps = job.ordered_transformations()
+    batch_size = max(s.batch_size for s in job.sources)
+    if steps or len(inputs) > 1:
+        result = apply_transformations(inputs, steps, batch_size=batch_size)
+    else:
+        result = next(iter(inputs.values()))
+    out = _Counter(result)
+    result = out.wrapped()
+
+    spool_dir = None
+    try:
+        if len(job.targets) > 1:
+            spool_dir = Path(tempfile.mkdtemp(prefix=f"nexus-{job.key}-"))
+            result = _spool(result, spool_dir)
+        for target in job.targets:
+            connector = make_connector(target, spec, connections)
+            if log:
+                log.info(secrets.mask(
+                    f"load {target.name} ({target.write_mode.value}): {connector.describe()}"
+                ))
+            request = WriteRequest(
+                table=target.table,
+                path=_path(spec, target.file_path),
+                file_format=target.file_format,
+                write_mode=target.write_mode.value,
+                key_columns=tuple(target.key_columns),
+                options=target.options,
+                batch_size=target.batch_size,
+                run_id=run_id,
+            )
+            loaded = connector.write(result, request)
+            yield TargetLoaded(
+                target=target,
+                result=loaded,
+                schema=result.schema,
+                rows_extracted=sum(c.rows for c in counters.values()),
+                rows_transformed=out.rows,
+            )
+    finally:
+        if spool_dir:
+            shutil.rmtree(spool_dir, ignore_errors=True)
+
+    for source in job.sources:
+        counter = counters[source.name]
+        before = stored_cursors.get(source.name)
+        after = before
+        if source.incremental_column:
+            if counter.cursor_max is not None:
+                after = encode_cursor(source.incremental_column, counter.cursor_max)
+            elif before is None or before.get("column") != source.incremental_column:
+                after = None
+        yield SourceExtracted(
+            source=source,
+            rows=counter.rows,
+            schema=counter.relation.schema,
+            cursor_before=before,
+            cursor_after=after,
+        )

@@ -1,0 +1,414 @@
+"""Load job specs from YAML: every problem found, each with file, line, field path and fix.
+
+A spec folder holds ``connections.yaml`` (named connections shared by jobs) and one
+``<job>.yaml`` per job. Values stay unresolved (``${ENV}``, ``enc:``): secrets are resolved
+at run time only (see :mod:`nexus_dagster.secrets`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from nexus_dagster.errors import SpecError, SpecProblem
+from nexus_dagster.spec.models import (
+    AggregateConfig,
+    Connection,
+    CustomCodeConfig,
+    DataSource,
+    DataTarget,
+    DeduplicateConfig,
+    ETLJob,
+    FilterConfig,
+    JoinConfig,
+    MapConfig,
+    PivotConfig,
+    RetryPolicySpec,
+    SortConfig,
+    Transformation,
+)
+
+CONNECTIONS_FILE = "connections.yaml"
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+Path_ = tuple[str | int, ...]
+
+_CONFIG_MODELS: dict[str, type[BaseModel]] = {
+    "filter": FilterConfig,
+    "map": MapConfig,
+    "aggregate": AggregateConfig,
+    "sort": SortConfig,
+    "deduplicate": DeduplicateConfig,
+    "pivot": PivotConfig,
+    "join": JoinConfig,
+    "custom_code": CustomCodeConfig,
+}
+_CHILD_MODELS: dict[str, type[BaseModel]] = {
+    "sources": DataSource,
+    "targets": DataTarget,
+    "transformations": Transformation,
+    "retries": RetryPolicySpec,
+}
+
+
+@dataclass
+class SpecFile:
+    """A parsed YAML file: its data and the line of every field path."""
+
+    path: Path
+    data: Any
+    lines: dict[Path_, int] = field(default_factory=dict)
+
+    def line(self, loc: Iterable[str | int]) -> int | None:
+        """The line of the deepest known prefix of ``loc``."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return self.lines.get((), None)
+
+
+@dataclass
+class JobSpec:
+    """A validated job with where it came from.
+
+    Attributes:
+        job: the model.
+        file: the spec file (None for a job built in Python and never saved).
+        root: folder that relative file paths in the spec are resolved against (the parent of
+            the spec folder: the project root).
+        spec_hash: sha256 of the spec's canonical JSON, for code versions and the audit log.
+    """
+
+    job: ETLJob
+    file: Path | None
+    root: Path
+    source: SpecFile | None = None
+
+    @property
+    def spec_hash(self) -> str:
+        text = self.job.model_dump_json(exclude_none=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def where(self, loc: Iterable[str | int] = ()) -> tuple[str, int | None]:
+        """(file name, line) of a field path, for messages."""
+        name = str(self.file) if self.file else f"<job {self.job.name}>"
+        return name, self.source.line(loc) if self.source else None
+
+
+@dataclass
+class Project:
+    """Every job and connection of a spec folder."""
+
+    jobs: list[JobSpec]
+    connections: dict[str, Connection]
+    connections_file: SpecFile | None = None
+    root: Path = Path(".")
+
+    def job(self, name: str) -> JobSpec:
+        for spec in self.jobs:
+            if spec.job.key == name or spec.job.name == name:
+                return spec
+        known = ", ".join(sorted(s.job.key for s in self.jobs)) or "none"
+        raise SpecError(f"no job named {name!r}; jobs: {known}")
+
+
+# ------------------------------------------------------------------------------- YAML parsing
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys instead of keeping the last one silently."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def _record_lines(node: yaml.Node, path: Path_, lines: dict[Path_, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _record_lines(value_node, (*path, key), lines)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _record_lines(item, (*path, index), lines)
+
+
+def parse_yaml(path: Path) -> SpecFile:
+    """Parse one YAML file, keeping the line of every field.
+
+    Raises:
+        SpecError: unreadable file or invalid YAML, with the line and column.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([SpecProblem(f"cannot read: {exc}", file=str(path))]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        message = f"invalid YAML: {problem}" + (f" ({context})" if context else "")
+        raise SpecError(
+            [
+                SpecProblem(
+                    message,
+                    file=str(path),
+                    line=mark.line + 1 if mark else None,
+                    fix="check indentation and quoting on that line",
+                )
+            ]
+        ) from None
+    lines: dict[Path_, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines)
+    return SpecFile(path=path, data=data, lines=lines)
+
+
+# --------------------------------------------------------------------------- error reporting
+def _clean_loc(loc: Iterable[str | int]) -> tuple[str | int, ...]:
+    """Drop pydantic's union tags (``config.filter.condition`` -> ``config.condition``)."""
+    out: list[str | int] = []
+    for part in loc:
+        if out and out[-1] == "config" and part in _CONFIG_MODELS:
+            continue
+        if isinstance(part, str) and part.startswith("function-"):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def _model_at(root: type[BaseModel], loc: tuple[str | int, ...], data: Any) -> type[BaseModel]:
+    """The model class that holds the last element of ``loc`` (for 'did you mean')."""
+    model: type[BaseModel] = root
+    node = data
+    for part in loc[:-1]:
+        if isinstance(node, dict | list):
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                node = None
+        if isinstance(part, int):
+            continue
+        if part == "config" and isinstance(node, dict):
+            continue
+        if part in _CHILD_MODELS:
+            model = _CHILD_MODELS[part]
+    if loc and len(loc) >= 2 and "config" in loc[:-1]:
+        index = loc.index("config")
+        owner = data
+        for part in loc[:index]:
+            try:
+                owner = owner[part]
+            except (KeyError, IndexError, TypeError):
+                owner = None
+        kind = owner.get("transformation_type") if isinstance(owner, dict) else None
+        model = _CONFIG_MODELS.get(str(kind), model)
+    return model
+
+
+def _fix_for(error: dict[str, Any], loc: tuple[str | int, ...], model: type[BaseModel]) -> str:
+    kind = error["type"]
+    last = loc[-1] if loc else ""
+    if kind == "extra_forbidden":
+        known = sorted(n for n in model.model_fields if n != "kind")
+        close = difflib.get_close_matches(str(last), known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{hint}remove {last!r}; allowed fields: {', '.join(known)}"
+    if kind == "missing":
+        return f"add {last!r}"
+    if kind in ("enum", "literal_error"):
+        return "use one of the listed values"
+    if kind == "string_pattern_mismatch":
+        return "use letters, digits and underscores, starting with a letter"
+    if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "dict_")):
+        return f"give {last!r} the expected type"
+    return "see the field's description in the README"
+
+
+def problems_from_validation(
+    exc: ValidationError, spec: SpecFile, root_model: type[BaseModel], prefix: Path_ = ()
+) -> list[SpecProblem]:
+    """Turn a pydantic error into one SpecProblem per error, with file, line and fix."""
+    problems = []
+    for error in exc.errors():
+        loc = _clean_loc(error["loc"])
+        full = (*prefix, *loc)
+        model = _model_at(root_model, loc, _at(spec.data, prefix))
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(
+            SpecProblem(
+                message,
+                file=str(spec.path),
+                line=spec.line(full),
+                field=_dotted(full) or None,
+                fix=_fix_for(error, loc, model),
+            )
+        )
+    return problems
+
+
+def _at(data: Any, path: Path_) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+# ------------------------------------------------------------------------------- loading
+def load_connections(path: Path) -> tuple[dict[str, Connection], SpecFile, list[SpecProblem]]:
+    """Parse ``connections.yaml``: a mapping of name -> connection (optionally under
+    a top-level ``connections:`` key)."""
+    spec = parse_yaml(path)
+    problems: list[SpecProblem] = []
+    data = spec.data or {}
+    prefix: Path_ = ()
+    if isinstance(data, dict) and set(data) == {"connections"}:
+        data, prefix = data["connections"] or {}, ("connections",)
+    if not isinstance(data, dict):
+        problems.append(
+            SpecProblem(
+                "expected a mapping of connection name -> settings",
+                file=str(path),
+                line=spec.line(prefix),
+                fix="write `app_db: {type: postgresql, host: ..., ...}`",
+            )
+        )
+        return {}, spec, problems
+    connections: dict[str, Connection] = {}
+    for name, settings in data.items():
+        try:
+            connections[str(name)] = Connection.model_validate(settings)
+        except ValidationError as exc:
+            problems += problems_from_validation(exc, spec, Connection, (*prefix, name))
+    return connections, spec, problems
+
+
+def load_job_file(path: Path, root: Path) -> tuple[JobSpec | None, list[SpecProblem]]:
+    """Parse and validate one job spec file (model-level checks only)."""
+    spec = parse_yaml(path)
+    if not isinstance(spec.data, dict):
+        return None, [
+            SpecProblem(
+                "a job spec must be a mapping with name, sources, transformations, targets",
+                file=str(path),
+                line=1,
+                fix="start the file with `name: my_job`",
+            )
+        ]
+    try:
+        job = ETLJob.model_validate(spec.data)
+    except ValidationError as exc:
+        return None, problems_from_validation(exc, spec, ETLJob)
+    return JobSpec(job=job, file=path, root=root, source=spec), []
+
+
+def spec_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(job spec files, connection files) under the given files or folders."""
+    jobs: list[Path] = []
+    connections: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        candidates = (
+            sorted(p for p in path.iterdir() if p.suffix in SPEC_SUFFIXES)
+            if path.is_dir()
+            else [path]
+        )
+        for candidate in candidates:
+            if candidate.name.startswith("."):
+                continue
+            if candidate.stem == Path(CONNECTIONS_FILE).stem:
+                connections.append(candidate)
+            else:
+                jobs.append(candidate)
+    return jobs, connections
+
+
+def collect(paths: Iterable[str | Path]) -> tuple[Project, list[SpecProblem]]:
+    """Load everything under ``paths`` and return the project and ALL problems found.
+
+    Problems include model errors, YAML errors, and the semantic checks of
+    :mod:`nexus_dagster.spec.validate` (references, connector capabilities, cron, ...).
+    """
+    from nexus_dagster.spec.validate import check_project
+
+    paths = [Path(p) for p in paths]
+    problems: list[SpecProblem] = []
+    for path in paths:
+        if not path.exists():
+            problems.append(
+                SpecProblem("no such file or folder", file=str(path), fix="check the path")
+            )
+    existing = [p for p in paths if p.exists()]
+    job_files, connection_files = spec_files(existing)
+    connections: dict[str, Connection] = {}
+    connections_spec: SpecFile | None = None
+    for path in connection_files:
+        try:
+            found, connections_spec, issues = load_connections(path)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        connections.update(found)
+        problems += issues
+    jobs: list[JobSpec] = []
+    for path in job_files:
+        root = path.resolve().parent.parent
+        try:
+            job, issues = load_job_file(path, root)
+        except SpecError as exc:
+            problems += exc.problems
+            continue
+        problems += issues
+        if job:
+            jobs.append(job)
+    root = existing[0].resolve() if existing else Path(".").resolve()
+    if root.is_file():
+        root = root.parent
+    project = Project(jobs, connections, connections_spec, root.parent)
+    problems += check_project(project)
+    return project, problems
+
+
+def load_project(paths: str | Path | Iterable[str | Path]) -> Project:
+    """Load a spec folder (or files) and raise one SpecError listing every problem."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    project, problems = collect(paths)
+    if problems:
+        raise SpecError(problems)
+    return project

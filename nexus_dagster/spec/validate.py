@@ -1,0 +1,207 @@
+"""Checks across a whole project: references, connector capabilities, schedules, code.
+
+The models check each field; these checks need the connector registry and the other files
+(connections.yaml, the other jobs). Each problem names the file, line, field and the fix.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Iterable
+
+from nexus_dagster.connectors import CONNECTOR_MAP, connector_class
+from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
+from nexus_dagster.spec.models import (
+    DataSource,
+    DataTarget,
+    JoinConfig,
+    TransformationType,
+)
+
+CUSTOM_CODE_ENV = "NEXUS_ALLOW_CUSTOM_CODE"
+
+
+def custom_code_allowed() -> bool:
+    """False when the deployment turned custom code off (``NEXUS_ALLOW_CUSTOM_CODE=0``)."""
+    return os.environ.get(CUSTOM_CODE_ENV, "1").strip().lower() not in ("0", "false", "no")
+
+
+def check_project(project) -> list[SpecProblem]:
+    """Every cross-field and cross-file problem of a loaded project."""
+    problems: list[SpecProblem] = []
+    seen: dict[str, str] = {}
+    for spec in project.jobs:
+        key = spec.job.key
+        file, line = spec.where(("name",))
+        if key in seen:
+            problems.append(
+                SpecProblem(
+                    f"job name {key!r} is already used by {seen[key]}",
+                    file=file,
+                    line=line,
+                    field="name",
+                    fix="give every job a unique name",
+                )
+            )
+        seen[key] = file
+        problems += check_job(spec, project.connections)
+    return problems
+
+
+def check_job(spec, connections) -> list[SpecProblem]:
+    """The problems of one job (see :func:`check_project`)."""
+    job = spec.job
+    problems: list[SpecProblem] = []
+
+    def problem(loc: tuple, message: str, fix: str) -> None:
+        file, line = spec.where(loc)
+        field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc)
+        problems.append(
+            SpecProblem(message, file=file, line=line, field=field.replace(".[", "["), fix=fix)
+        )
+
+    for index, source in enumerate(job.sources):
+        _check_endpoint(("sources", index), source, connections, problem)
+    for index, target in enumerate(job.targets):
+        _check_endpoint(("targets", index), target, connections, problem)
+
+    names = {s.name for s in job.sources}
+    positions = {id(t): i for i, t in enumerate(job.transformations)}
+    for step in job.ordered_transformations():
+        loc = ("transformations", positions[id(step)])
+        config = step.config
+        if isinstance(config, JoinConfig):
+            for side in ("left", "right"):
+                ref = getattr(config, side)
+                if ref not in names:
+                    problem(
+                        (*loc, "config", side),
+                        f"join {side} {ref!r} is not a source or an earlier join",
+                        f"use one of: {', '.join(sorted(names))}",
+                    )
+            names.add(step.name)
+        elif step.transformation_type == TransformationType.CUSTOM_CODE:
+            if not custom_code_allowed():
+                problem(
+                    (*loc, "custom_code"),
+                    f"custom code is disabled in this deployment ({CUSTOM_CODE_ENV}=0)",
+                    "replace it with built-in transformations or enable custom code",
+                )
+            try:
+                ast.parse(step.custom_code or "", filename=f"<custom_code {step.name}>")
+            except SyntaxError as exc:
+                problem(
+                    (*loc, "custom_code"),
+                    f"Python syntax error in custom code line {exc.lineno}: {exc.msg}",
+                    "fix the code; it runs with df, pd, np, datetime, timedelta",
+                )
+        for field_name, expression in _expressions(step):
+            error = _expression_error(expression)
+            if error:
+                problem((*loc, "config", *field_name), error, _EXPRESSION_FIX)
+
+    if job.schedule is not None:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(job.schedule):
+            problem(
+                ("schedule",),
+                f"{job.schedule!r} is not a valid cron expression",
+                'use five fields, e.g. "0 2 * * *" for 02:00 every day',
+            )
+    if job.timezone is not None:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(job.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            problem(("timezone",), f"unknown time zone {job.timezone!r}", 'use e.g. "Europe/Berlin"')
+    return problems
+
+
+_EXPRESSION_FIX = (
+    "use column names, literals, arithmetic, comparisons, and/or/not, in [...] "
+    "and the documented functions"
+)
+
+
+def _expressions(step) -> Iterable[tuple[tuple[str, ...], str]]:
+    config = step.config
+    if step.transformation_type == TransformationType.FILTER:
+        yield ("condition",), config.condition
+    elif step.transformation_type == TransformationType.MAP:
+        for column, expression in config.mappings.items():
+            yield ("mappings", column), expression
+
+
+def _expression_error(expression: str) -> str | None:
+    """The compiler's complaint about an expression's syntax, checked without columns."""
+    try:
+        from nexus_dagster.transforms.expressions import validate_expression
+    except ImportError:  # pragma: no cover - the compiler ships with the package
+        return None
+    try:
+        validate_expression(expression)
+    except Exception as exc:  # noqa: BLE001 - any complaint becomes a spec problem
+        return str(exc)
+    return None
+
+
+def resolve_connection(endpoint: DataSource | DataTarget, connections) -> dict:
+    """The endpoint's unresolved connection params (named connection or inline)."""
+    if endpoint.connection:
+        connection = connections[endpoint.connection]
+        params = {"type": connection.type, **connection.params}
+        if connection.encrypted:
+            params["encrypted"] = True
+        return params
+    return dict(endpoint.connection_params)
+
+
+def _check_endpoint(loc, endpoint, connections, problem) -> None:
+    is_source = isinstance(endpoint, DataSource)
+    kind = (endpoint.source_type if is_source else endpoint.target_type).value
+    type_field = "source_type" if is_source else "target_type"
+    if endpoint.connection and endpoint.connection not in connections:
+        known = ", ".join(sorted(connections)) or "none defined"
+        problem(
+            (*loc, "connection"),
+            f"connection {endpoint.connection!r} is not in connections.yaml",
+            f"use one of: {known}, or add it to connections.yaml",
+        )
+    try:
+        cls = connector_class(kind)
+    except UnsupportedError:
+        problem(
+            (*loc, type_field),
+            f"{type_field} {kind!r} is not supported yet",
+            f"supported: {', '.join(sorted(CONNECTOR_MAP))}",
+        )
+        return
+    except (ImportError, SpecError) as exc:
+        problem((*loc, type_field), f"connector for {kind!r} cannot load: {exc}", "reinstall")
+        return
+    role = "source" if is_source else "target"
+    if not (cls.is_source if is_source else cls.is_target):
+        problem((*loc, type_field), f"{kind!r} cannot be used as a {role}", "pick another type")
+        return
+    for alternatives in cls.source_requires if is_source else cls.target_requires:
+        if not any(getattr(endpoint, name, None) for name in alternatives):
+            problem(
+                loc,
+                f"a {kind} {role} needs {' or '.join(alternatives)}",
+                f"add {alternatives[0]}: ...",
+            )
+    if is_source and endpoint.incremental_column and not cls.supports_incremental:
+        problem(
+            (*loc, "incremental_column"),
+            f"{kind} sources do not support incremental loading",
+            "remove incremental_column",
+        )
+    if not is_source and endpoint.write_mode.value not in cls.write_modes:
+        problem(
+            (*loc, "write_mode"),
+            f"{kind} targets do not support write_mode {endpoint.write_mode.value!r}",
+            f"use one of: {', '.join(sorted(cls.write_modes))}",
+        )
