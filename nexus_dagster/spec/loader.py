@@ -170,7 +170,7 @@ def parse_yaml(path: Path) -> SpecFile:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError([SpecProblem(f"cannot read: {exc}", file=str(path))]) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -116,7 +116,9 @@ def check_job(spec, connections) -> list[SpecProblem]:
         try:
             zoneinfo.ZoneInfo(job.timezone)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            problem(("timezone",), f"unknown time zone {job.timezone!r}", 'use e.g. "Europe/Berlin"')
+            problem(
+                ("timezone",), f"unknown time zone {job.timezone!r}", 'use e.g. "Europe/Berlin"'
+            )
     return problems
 
 
@@ -143,7 +145,7 @@ def _expression_error(expression: str) -> str | None:
         return None
     try:
         validate_expression(expression)
-    except Exception as exc:  # noqa: BLE001 - any complaint becomes a spec problem
+    except Exception as exc:  # any complaint of the compiler becomes a spec problem
         return str(exc)
     return None
 
