@@ -65,6 +65,8 @@ class FileConnector(Connector):
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = True
     write_modes: ClassVar[frozenset[str]] = frozenset({"append", "overwrite"})
+    source_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("file_path",),)
+    target_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("file_path",),)
 
     def __init__(self, params: Mapping[str, Any] | None = None):
         super().__init__(params or {})
