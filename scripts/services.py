@@ -364,6 +364,13 @@ class Postgres(Service):
             log("postgres: initdb")
             run([str(PG_BIN / "initdb"), "-A", "trust", "-U", "postgres", "-E", "UTF8",
                  "--locale=C", "-D", str(self.data)], user="postgres", timeout=300)
+        # Password auth over TCP (tests check wrong-password errors); trust on the socket only.
+        hba = self.data / "pg_hba.conf"
+        hba.write_text("local all all trust\n"
+                       "host all all 127.0.0.1/32 scram-sha-256\n"
+                       "host all all ::1/128 scram-sha-256\n")
+        shutil.chown(hba, "postgres", "postgres")
+        os.chmod(hba, 0o600)
         opts = (f"-p {self.port} -k {self.dir} -c listen_addresses={HOST} "
                 f"-c unix_socket_permissions=0777 -c fsync=off -c full_page_writes=off "
                 f"-c synchronous_commit=off -c max_connections=200")

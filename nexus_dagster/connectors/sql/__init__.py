@@ -1,0 +1,1 @@
+"""Helpers of the database connector: URLs and secrets, type mapping, bulk loaders."""
