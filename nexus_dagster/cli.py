@@ -70,13 +70,17 @@ def _run(args: argparse.Namespace) -> int:
     job_def = defs.resolve_job_def(spec.job.key)
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
-        result = job_def.execute_in_process(instance=instance, raise_on_error=False)
+        result = job_def.execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
+        )
         elapsed = time.perf_counter() - started
         print()
         print(f"job {spec.job.key}: {'SUCCESS' if result.success else 'FAILURE'} "
               f"in {elapsed:.2f} s (run {result.run_id})")
         for event in result.get_asset_materialization_events():
-            mat = event.asset_materialization
+            mat = event.materialization
             meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
             key = mat.asset_key.to_user_string()
             if "nexus/rows_loaded" in meta:
@@ -90,6 +94,8 @@ def _run(args: argparse.Namespace) -> int:
             for event in result.all_events:
                 if event.is_step_failure or event.is_run_failure:
                     error = event.event_specific_data.error if event.is_step_failure else None
+                    while error is not None and error.cause is not None:
+                        error = error.cause
                     if error is not None:
                         print(f"  error: {secrets.mask(error.message.strip())}")
             return 1
@@ -144,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one job in-process through Dagster")
     run.add_argument("job")
     run.add_argument("--specs", default=default_specs)
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
     run.set_defaults(func=_run)
 
     ui = sub.add_parser("ui", help="start the Dagster UI (dagster dev) on this project")

@@ -180,14 +180,14 @@ def build_job(
         retry_policy=_retry_policy(job),
         op_tags=tags,
     )
-    def _etl(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+    def _etl(context) -> Iterator[dg.MaterializeResult]:  # AssetExecutionContext
         stored = {
             name: _stored_cursor(context.instance, key)
             for name, key in source_key_by_name.items()
         }
         try:
             for event in runner.execute(
-                spec, connections, stored_cursors=stored, run_id=context.run_id, log=context.log
+                spec, connections, stored_cursors=stored, run_id=context.run.run_id, log=context.log
             ):
                 if isinstance(event, runner.TargetLoaded):
                     yield _target_result(target_key_by_name[event.target.name], event)

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from nexus_dagster import secrets
 from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
+from nexus_dagster.errors import DataError
 from nexus_dagster.relation import Relation
 from nexus_dagster.spec.loader import JobSpec
 from nexus_dagster.spec.models import DataSource, DataTarget
@@ -126,6 +127,8 @@ def make_connector(endpoint: DataSource | DataTarget, spec: JobSpec, connections
         and database not in ("", ":memory:")
     ):
         resolved["database"] = _path(spec, database)
+        if isinstance(endpoint, DataTarget):
+            Path(resolved["database"]).parent.mkdir(parents=True, exist_ok=True)
     return connector_class(kind.value)(resolved)
 
 
@@ -156,6 +159,46 @@ class _Counter:
                 yield batch
 
         return Relation(self.relation.schema, open_, self.relation.name, self.relation.stats)
+
+
+def _cursor_scalar(value: Any, type_: pa.DataType) -> pa.Scalar:
+    """The cursor value as an Arrow scalar of the column's type (ISO text accepted)."""
+    if isinstance(value, str) and pa.types.is_timestamp(type_):
+        parsed = dt.datetime.fromisoformat(value)
+        if type_.tz and parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        elif not type_.tz and parsed.tzinfo is not None:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        return pa.scalar(parsed, type=type_)
+    if isinstance(value, str) and pa.types.is_date(type_):
+        return pa.scalar(dt.date.fromisoformat(value[:10]), type=type_)
+    return pa.scalar(value).cast(type_)
+
+
+def filter_cursor(relation: Relation, cursor: Cursor, name: str) -> Relation:
+    """Keep rows past the cursor, for sources that cannot filter themselves (files, APIs)."""
+    index = relation.schema.get_field_index(cursor.column)
+    if index < 0:
+        raise DataError(
+            f"source {name}: incremental_column {cursor.column!r} is not in the data; "
+            f"columns: {', '.join(relation.schema.names)}"
+        )
+    try:
+        bound = _cursor_scalar(cursor.value, relation.schema.field(index).type)
+    except (ValueError, TypeError, pa.ArrowException) as exc:
+        raise DataError(
+            f"source {name}: cursor value {cursor.value!r} does not fit column "
+            f"{cursor.column!r} of type {relation.schema.field(index).type}: {exc}"
+        ) from None
+    compare = pc.greater_equal if cursor.inclusive else pc.greater
+
+    def open_() -> Iterator[pa.RecordBatch]:
+        for batch in relation:
+            kept = batch.filter(compare(batch.column(index), bound))
+            if kept.num_rows:
+                yield kept
+
+    return Relation(relation.schema, open_, relation.name, relation.stats)
 
 
 def _spool(relation: Relation, folder: Path) -> Relation:
@@ -211,10 +254,17 @@ def execute(
             cursor=cursor,
         )
         if log:
-            where = f" from {cursor.column} {'>=' if cursor.inclusive else '>'} {cursor.value}"
-            log.info(secrets.mask(f"extract {source.name}: {connector.describe()}"
-                                  + (where if cursor else "")))
-        counter = _Counter(connector.read(request), source.incremental_column)
+            where = ""
+            if cursor:
+                op = ">=" if cursor.inclusive else ">"
+                where = f" where {cursor.column} {op} {cursor.value}"
+            what = source.table or request.path or "query"
+            log.info(secrets.mask(f"extract {source.name}: {what} from {connector.describe()}"
+                                  f"{where}"))
+        relation = connector.read(request)
+        if cursor and not connector.supports_incremental:
+            relation = filter_cursor(relation, cursor, source.name)
+        counter = _Counter(relation, source.incremental_column)
         counters[source.name] = counter
         inputs[source.name] = counter.wrapped()
 
@@ -235,9 +285,9 @@ def execute(
         for target in job.targets:
             connector = make_connector(target, spec, connections)
             if log:
-                log.info(secrets.mask(
-                    f"load {target.name} ({target.write_mode.value}): {connector.describe()}"
-                ))
+                what = target.table or target.file_path
+                log.info(secrets.mask(f"load {target.name} ({target.write_mode.value}): "
+                                      f"{what} in {connector.describe()}"))
             request = WriteRequest(
                 table=target.table,
                 path=_path(spec, target.file_path),

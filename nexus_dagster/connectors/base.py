@@ -83,6 +83,7 @@ class Connector(ABC):
 
     #: the ``source_type``/``target_type`` values this connector serves
     kinds: ClassVar[tuple[str, ...]] = ()
+    #: True when read() filters by ReadRequest.cursor itself; otherwise the runner filters
     supports_incremental: ClassVar[bool] = False
     write_modes: ClassVar[frozenset[str]] = frozenset()
     is_source: ClassVar[bool] = True

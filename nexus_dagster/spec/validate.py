@@ -195,12 +195,6 @@ def _check_endpoint(loc, endpoint, connections, problem) -> None:
                 f"a {kind} {role} needs {' or '.join(alternatives)}",
                 f"add {alternatives[0]}: ...",
             )
-    if is_source and endpoint.incremental_column and not cls.supports_incremental:
-        problem(
-            (*loc, "incremental_column"),
-            f"{kind} sources do not support incremental loading",
-            "remove incremental_column",
-        )
     if not is_source and endpoint.write_mode.value not in cls.write_modes:
         problem(
             (*loc, "write_mode"),

@@ -22,6 +22,8 @@ from nexus_dagster.spec.loader import load_project
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
+DAGSTER_EXECUTE = [str(VENV_BIN / "dagster"), "job", "execute", "-m", "nexus_dagster.definitions",
+                   "-j", "demo_orders"]
 
 
 def run_job(folder: Path, job: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
@@ -72,7 +74,7 @@ def test_demo_job_end_to_end(demo_project: Path):
     assert rows == (len(expected), int(expected["orders"].sum()))
 
     mats = {
-        e.asset_key.to_user_string(): e.asset_materialization.metadata
+        e.materialization.asset_key.to_user_string(): e.materialization.metadata
         for e in result.get_asset_materialization_events()
     }
     target = mats["demo_orders/daily_revenue"]
@@ -148,7 +150,7 @@ def test_incremental_second_run_loads_only_new_rows(tmp_path: Path):
     result = run_job(folder, "events_sync", instance)
     assert result.success
     assert table_rows(db) == [(2, "a"), (3, "b"), (4, "c")]
-    mats = {e.asset_key.to_user_string(): e.asset_materialization.metadata
+    mats = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
     assert mats["events_sync/events_table"]["nexus/rows_extracted"].value == 1
 
@@ -192,7 +194,7 @@ def test_dagster_job_execute_cli(demo_project: Path):
     shutil.copy(REPO / "dagster.yaml", demo_project / "home/dagster.yaml")
     shutil.copy(REPO / "workspace.yaml", demo_project / "workspace.yaml")
     ok = subprocess.run(
-        [str(VENV_BIN / "dagster"), "job", "execute", "-w", "workspace.yaml", "-j", "demo_orders"],
+        DAGSTER_EXECUTE,
         cwd=demo_project, env=env, capture_output=True, text=True, timeout=240,
     )
     assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
@@ -203,7 +205,7 @@ def test_dagster_job_execute_cli(demo_project: Path):
     )
     (demo_project / "job_specs/demo_orders.yaml").write_text(broken)
     failed = subprocess.run(
-        [str(VENV_BIN / "dagster"), "job", "execute", "-w", "workspace.yaml", "-j", "demo_orders"],
+        DAGSTER_EXECUTE,
         cwd=demo_project, env=env, capture_output=True, text=True, timeout=240,
     )
     assert failed.returncode != 0
