@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
 from nexus_dagster.spec.validate import resolve_connection
 
 CURSOR_KEY = "nexus/cursor"
+STATE_KEY = "nexus/state"
 
 _KIND_ALIASES = {
     "postgresql": "postgres",
@@ -110,11 +111,12 @@ def table_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
 
 
-def _stored_cursor(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict | None:
+def _stored(instance: dg.DagsterInstance, key: dg.AssetKey, name: str) -> dict | None:
+    """A JSON metadata value of the latest materialization of ``key`` (cursor, state)."""
     event = instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
         return None
-    value = event.asset_materialization.metadata.get(CURSOR_KEY)
+    value = event.asset_materialization.metadata.get(name)
     data = getattr(value, "data", None) if value is not None else None
     return data if isinstance(data, dict) else None
 
@@ -131,9 +133,20 @@ def _retry_policy(job: ETLJob) -> dg.RetryPolicy | None:
     )
 
 
+@dataclass
+class JobDefinitions:
+    """The Dagster objects made for one job; :func:`build_definitions` merges them."""
+
+    assets: list = field(default_factory=list)
+    asset_checks: list = field(default_factory=list)
+    jobs: list = field(default_factory=list)
+    schedules: list = field(default_factory=list)
+    sensors: list = field(default_factory=list)
+
+
 def build_job(
     spec: JobSpec, project: Project, translator: NexusTranslator | None = None
-) -> tuple[list[dg.AssetSpec], dg.AssetsDefinition, dg.UnresolvedAssetJobDefinition, list]:
+) -> JobDefinitions:
     """The Dagster objects of one job: source specs, the ETL multi-asset, the job, schedules."""
     translator = translator or NexusTranslator()
     job = spec.job
@@ -181,13 +194,17 @@ def build_job(
         op_tags=tags,
     )
     def _etl(context) -> Iterator[dg.MaterializeResult]:  # AssetExecutionContext
-        stored = {
-            name: _stored_cursor(context.instance, key)
-            for name, key in source_key_by_name.items()
-        }
+        instance = context.instance
+        cursors = {n: _stored(instance, k, CURSOR_KEY) for n, k in source_key_by_name.items()}
+        states = {n: _stored(instance, k, STATE_KEY) for n, k in source_key_by_name.items()}
         try:
             for event in runner.execute(
-                spec, connections, stored_cursors=stored, run_id=context.run.run_id, log=context.log
+                spec,
+                connections,
+                stored_cursors=cursors,
+                stored_states=states,
+                run_id=context.run.run_id,
+                log=context.log,
             ):
                 if isinstance(event, runner.TargetLoaded):
                     yield _target_result(target_key_by_name[event.target.name], event)
@@ -209,9 +226,9 @@ def build_job(
         executor_def=executor,
         tags=tags,
     )
-    schedules = []
+    built = JobDefinitions(assets=[*source_specs, _etl], jobs=[asset_job])
     if job.schedule:
-        schedules.append(
+        built.schedules.append(
             dg.ScheduleDefinition(
                 name=f"{job.key}_schedule",
                 job=asset_job,
@@ -223,7 +240,7 @@ def build_job(
                 ),
             )
         )
-    return source_specs, _etl, asset_job, schedules
+    return built
 
 
 def _target_result(key: dg.AssetKey, event: runner.TargetLoaded) -> dg.MaterializeResult:
@@ -251,6 +268,8 @@ def _source_event(key: dg.AssetKey, event: runner.SourceExtracted) -> dg.AssetMa
     }
     if event.cursor_after is not None:
         metadata[CURSOR_KEY] = dg.MetadataValue.json(event.cursor_after)
+    if event.state is not None:
+        metadata[STATE_KEY] = dg.MetadataValue.json(event.state)
     if event.cursor_before is not None:
         metadata["nexus/cursor_before"] = str(event.cursor_before.get("value"))
     return dg.AssetMaterialization(asset_key=key, metadata=metadata)
@@ -260,15 +279,18 @@ def build_definitions(
     project: Project, translator: NexusTranslator | None = None
 ) -> dg.Definitions:
     """Dagster Definitions for every job of a project."""
-    assets: list = []
-    jobs: list = []
-    schedules: list = []
+    merged = JobDefinitions()
     for spec in project.jobs:
-        source_specs, etl, asset_job, job_schedules = build_job(spec, project, translator)
-        assets += [*source_specs, etl]
-        jobs.append(asset_job)
-        schedules += job_schedules
-    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules)
+        built = build_job(spec, project, translator)
+        for name in ("assets", "asset_checks", "jobs", "schedules", "sensors"):
+            getattr(merged, name).extend(getattr(built, name))
+    return dg.Definitions(
+        assets=merged.assets,
+        asset_checks=merged.asset_checks,
+        jobs=merged.jobs,
+        schedules=merged.schedules,
+        sensors=merged.sensors,
+    )
 
 
 def definitions_from_folder(path: str | Path) -> dg.Definitions:

@@ -50,6 +50,7 @@ class SourceExtracted:
     schema: pa.Schema
     cursor_before: dict[str, Any] | None
     cursor_after: dict[str, Any] | None
+    state: dict[str, Any] | None = None
 
 
 @dataclass
@@ -220,6 +221,7 @@ def execute(
     connections,
     *,
     stored_cursors: Mapping[str, Mapping[str, Any] | None] | None = None,
+    stored_states: Mapping[str, Mapping[str, Any] | None] | None = None,
     run_id: str | None = None,
     log=None,
 ) -> Iterator[TargetLoaded | SourceExtracted]:
@@ -230,6 +232,7 @@ def execute(
         spec: the job and where it came from.
         connections: named connections of the project.
         stored_cursors: source name -> the cursor kept from the last committed run.
+        stored_states: source name -> the connector state kept from the last committed run.
         run_id: the Dagster run id (names appended part files).
         log: a logger-like object with ``info``.
     """
@@ -237,53 +240,57 @@ def execute(
 
     job = spec.job
     stored_cursors = stored_cursors or {}
-    counters: dict[str, _Counter] = {}
-    starts: dict[str, Cursor | None] = {}
-    inputs: dict[str, Relation] = {}
-    for source in job.sources:
-        connector = make_connector(source, spec, connections)
-        cursor = start_cursor(source, stored_cursors.get(source.name))
-        starts[source.name] = cursor
-        request = ReadRequest(
-            table=source.table,
-            query=source.query,
-            path=_path(spec, source.file_path),
-            file_format=source.file_format,
-            options=source.options,
-            batch_size=source.batch_size,
-            cursor=cursor,
-        )
-        if log:
-            where = ""
-            if cursor:
-                op = ">=" if cursor.inclusive else ">"
-                where = f" where {cursor.column} {op} {cursor.value}"
-            what = source.table or request.path or "query"
-            log.info(secrets.mask(f"extract {source.name}: {what} from {connector.describe()}"
-                                  f"{where}"))
-        relation = connector.read(request)
-        if cursor and not connector.supports_incremental:
-            relation = filter_cursor(relation, cursor, source.name)
-        counter = _Counter(relation, source.incremental_column)
-        counters[source.name] = counter
-        inputs[source.name] = counter.wrapped()
-
-    steps = job.ordered_transformations()
-    batch_size = max(s.batch_size for s in job.sources)
-    if steps or len(inputs) > 1:
-        result = apply_transformations(inputs, steps, batch_size=batch_size)
-    else:
-        result = next(iter(inputs.values()))
-    out = _Counter(result)
-    result = out.wrapped()
-
-    spool_dir = None
+    stored_states = stored_states or {}
+    opened: list[Connector] = []
+    spool_dir: Path | None = None
     try:
+        sources: dict[str, tuple[Connector, Relation, _Counter]] = {}
+        for source in job.sources:
+            connector = make_connector(source, spec, connections)
+            opened.append(connector)
+            cursor = start_cursor(source, stored_cursors.get(source.name))
+            request = ReadRequest(
+                table=source.table,
+                query=source.query,
+                path=_path(spec, source.file_path),
+                file_format=source.file_format,
+                options=source.options,
+                batch_size=source.batch_size,
+                cursor=cursor,
+                state=stored_states.get(source.name),
+            )
+            if log:
+                where = ""
+                if cursor:
+                    op = ">=" if cursor.inclusive else ">"
+                    where = f" where {cursor.column} {op} {cursor.value}"
+                what = source.table or request.path or "query"
+                log.info(secrets.mask(
+                    f"extract {source.name}: {what} from {connector.describe()}{where}"
+                ))
+            relation = connector.read(request)
+            filtered = relation
+            if cursor and not connector.supports_incremental:
+                filtered = filter_cursor(relation, cursor, source.name)
+            counter = _Counter(filtered, source.incremental_column)
+            sources[source.name] = (connector, relation, counter)
+
+        inputs = {name: counter.wrapped() for name, (_, _, counter) in sources.items()}
+        steps = job.ordered_transformations()
+        if steps or len(inputs) > 1:
+            batch_size = max(s.batch_size for s in job.sources)
+            result = apply_transformations(inputs, steps, batch_size=batch_size)
+        else:
+            result = next(iter(inputs.values()))
+        out = _Counter(result)
+        result = out.wrapped()
         if len(job.targets) > 1:
             spool_dir = Path(tempfile.mkdtemp(prefix=f"nexus-{job.key}-"))
             result = _spool(result, spool_dir)
+
         for target in job.targets:
             connector = make_connector(target, spec, connections)
+            opened.append(connector)
             if log:
                 what = target.table or target.file_path
                 log.info(secrets.mask(f"load {target.name} ({target.write_mode.value}): "
@@ -303,26 +310,41 @@ def execute(
                 target=target,
                 result=loaded,
                 schema=result.schema,
-                rows_extracted=sum(c.rows for c in counters.values()),
+                rows_extracted=sum(c.rows for _, _, c in sources.values()),
                 rows_transformed=out.rows,
             )
+
+        # every target committed: sources may now let go of what they read
+        for source in job.sources:
+            connector, relation, counter = sources[source.name]
+            connector.acknowledge(relation)
+            yield SourceExtracted(
+                source=source,
+                rows=counter.rows,
+                schema=relation.schema,
+                cursor_before=stored_cursors.get(source.name),
+                cursor_after=_next_cursor(source, counter, stored_cursors.get(source.name)),
+                state=relation.stats.get("state"),
+            )
     finally:
+        for connector in opened:
+            try:
+                connector.close()
+            except Exception as exc:  # closing must not hide the run's own error
+                if log:
+                    log.warning(secrets.mask(f"closing {connector.describe()} failed: {exc}"))
         if spool_dir:
             shutil.rmtree(spool_dir, ignore_errors=True)
 
-    for source in job.sources:
-        counter = counters[source.name]
-        before = stored_cursors.get(source.name)
-        after = before
-        if source.incremental_column:
-            if counter.cursor_max is not None:
-                after = encode_cursor(source.incremental_column, counter.cursor_max)
-            elif before is None or before.get("column") != source.incremental_column:
-                after = None
-        yield SourceExtracted(
-            source=source,
-            rows=counter.rows,
-            schema=counter.relation.schema,
-            cursor_before=before,
-            cursor_after=after,
-        )
+
+def _next_cursor(
+    source: DataSource, counter: _Counter, before: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """The cursor after a committed run: the max seen, else the one before (same column)."""
+    if not source.incremental_column:
+        return None
+    if counter.cursor_max is not None:
+        return encode_cursor(source.incremental_column, counter.cursor_max)
+    if before is not None and before.get("column") == source.incremental_column:
+        return dict(before)
+    return None

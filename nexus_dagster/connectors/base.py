@@ -48,6 +48,9 @@ class ReadRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 50_000
     cursor: Cursor | None = None
+    #: what this source reported in ``relation.stats["state"]`` on the last committed run
+    #: (a Redis stream id, an API cursor ...), kept by Dagster; None on the first run
+    state: Mapping[str, Any] | None = None
 
 
 @dataclass
@@ -114,3 +117,13 @@ class Connector(ABC):
     def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
         """Load the relation. On failure the target is left exactly as it was."""
         raise NotImplementedError(f"{type(self).__name__} cannot be used as a target")
+
+    def acknowledge(self, relation: Relation) -> None:
+        """Called once every target committed the data this source read through ``relation``
+        (commit consumer offsets, delete processed files ...). Not called when a load failed,
+        so the next run reads the same data again: at-least-once, never lost."""
+        return None
+
+    def close(self) -> None:
+        """Release connections; called at the end of every run, failed or not."""
+        return None

@@ -111,11 +111,13 @@ class DatabaseConnector(Connector):
             self._engine = engine
         return self._engine
 
-    def dispose(self) -> None:
+    def close(self) -> None:
         """Close every connection the engine holds."""
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+    dispose = close
 
     def describe(self) -> str:
         """The URL with the password masked."""
