@@ -8,10 +8,14 @@ every log line, exception and metadata value of ours passes through.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import functools
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from nexus_dagster.errors import SpecError
@@ -108,22 +112,53 @@ def resolve(value: Any, *, where: str = "value", key: str = "") -> Any:
     return value
 
 
+_override = threading.local()
+
+
+@contextlib.contextmanager
+def master_keys(keys: str | None) -> Iterator[None]:
+    """Use ``keys`` instead of ``$MASTER_ENCRYPTION_KEY`` in this thread (Python API)."""
+    previous = getattr(_override, "keys", None)
+    _override.keys = keys
+    try:
+        yield
+    finally:
+        _override.keys = previous
+
+
+@functools.lru_cache(maxsize=32)
+def fernet_key(key: str) -> bytes:
+    """A Fernet key as given (``nexus keygen``), or derived from a passphrase with PBKDF2.
+
+    The Nexus docs use passphrases (``SecurityManager(master_key="your-secure-key")``); a
+    passphrase always derives the same key, so tokens stay decryptable.
+    """
+    try:
+        if len(base64.urlsafe_b64decode(key.encode())) == 32 and len(key) == 44:
+            return key.encode()
+    except (ValueError, binascii.Error):
+        pass
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+
+    kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=b"nexus-dagster/v1",
+                     iterations=200_000)
+    return base64.urlsafe_b64encode(kdf.derive(key.encode()))
+
+
 def _fernet(keys: str | None = None):
     from cryptography.fernet import Fernet, MultiFernet
 
-    raw = keys if keys is not None else os.environ.get(MASTER_KEY_ENV)
+    raw = keys or getattr(_override, "keys", None) or os.environ.get(MASTER_KEY_ENV)
     if not raw:
         raise SpecError(
             f"an enc: value needs the master key: set {MASTER_KEY_ENV} "
             "(create one with `nexus keygen`)"
         )
-    try:
-        return MultiFernet([Fernet(k.strip()) for k in raw.split(",") if k.strip()])
-    except ValueError as exc:
-        raise SpecError(
-            f"{MASTER_KEY_ENV} is not a valid Fernet key (32 url-safe base64 bytes); "
-            "create one with `nexus keygen`"
-        ) from exc
+    parts = [k.strip() for k in raw.split(",") if k.strip()]
+    for part in parts:
+        register_secret(part)
+    return MultiFernet([Fernet(fernet_key(k)) for k in parts])
 
 
 def decrypt_token(token: str, *, where: str = "value", keys: str | None = None) -> str:
