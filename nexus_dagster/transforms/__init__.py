@@ -1,0 +1,27 @@
+"""Transformations: the pandas-like expression compiler and the DuckDB transformation engine.
+
+The names below are loaded on first use, so importing :mod:`nexus_dagster.transforms.expressions`
+(e.g. for column lineage at definition time) does not import DuckDB or pandas.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "apply_transformations": "nexus_dagster.transforms.engine",
+    "custom_code_allowed": "nexus_dagster.transforms.engine",
+    "compile_expression": "nexus_dagster.transforms.expressions",
+    "referenced_columns": "nexus_dagster.transforms.expressions",
+    "validate_expression": "nexus_dagster.transforms.expressions",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(module), name)
