@@ -298,7 +298,7 @@ class ETLManager:
 
     def _prepared(self, job: ETLJob) -> ETLJob:
         """Give the job an id, absolute file paths, encrypted secrets; check it."""
-        data = job.model_dump(mode="json", exclude_none=True)
+        data = job.model_dump(mode="json", exclude_unset=True)
         data["job_id"] = job.job_id or str(uuid.uuid4())
         for kind in ("sources", "targets"):
             for endpoint in data[kind]:
