@@ -9,21 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 exec </dev/null
 
 PY=${PYTHON:-python3}
-
-if command -v uv >/dev/null 2>&1; then
-    UV=(uv)
-else
-    if ! "$PY" -m uv --version >/dev/null 2>&1; then
-        echo "[test.sh] installing uv" >&2
-        "$PY" -m pip install -q uv || "$PY" -m pip install -q --break-system-packages uv
-    fi
-    UV=("$PY" -m uv)
-fi
-
-if [[ ! -x .venv/bin/python ]]; then
-    "${UV[@]}" venv -p python3.11 .venv
-fi
-"${UV[@]}" pip install -q -p .venv -e '.[test]'
+# shellcheck source=scripts/bootstrap.sh
+source scripts/bootstrap.sh test
 
 cleanup() {
     local rc=$?
