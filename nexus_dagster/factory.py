@@ -27,7 +27,16 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from nexus_dagster import runner, secrets
+from nexus_dagster import (
+    audit,
+    checks,
+    lineage,
+    notifications,
+    partitions,
+    runner,
+    secrets,
+    triggers,
+)
 from nexus_dagster.errors import NexusError
 from nexus_dagster.spec.loader import JobSpec, Project, load_project
 from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
@@ -102,6 +111,7 @@ class NexusTranslator:
         if endpoint.description:
             return endpoint.description
         what = endpoint.table or endpoint.file_path or getattr(endpoint, "query", None) or ""
+        what = what or endpoint.api_endpoint or ""
         role = "Source" if isinstance(endpoint, DataSource) else "Target"
         return f"{role} {endpoint.name}: {what}".strip()
 
@@ -184,9 +194,13 @@ def build_job(
         )
     source_key_by_name = dict(zip((s.name for s in job.sources), source_keys, strict=True))
     target_key_by_name = {t.name: s.key for t, s in zip(job.targets, target_specs, strict=True)}
+    planned_checks = checks.plan(job, target_key_by_name)
+    partitions_def = partitions.partitions_def(job)
 
     @dg.multi_asset(
         specs=target_specs,
+        check_specs=checks.check_specs(planned_checks, partitions_def),
+        partitions_def=partitions_def,
         name=f"{job.key}__etl",
         description=job.description or f"Extract, transform and load job {job.key}",
         can_subset=False,
@@ -197,7 +211,10 @@ def build_job(
         instance = context.instance
         cursors = {n: _stored(instance, k, CURSOR_KEY) for n, k in source_key_by_name.items()}
         states = {n: _stored(instance, k, STATE_KEY) for n, k in source_key_by_name.items()}
+        trail = audit.AuditTrail(spec, context.run.run_id, log=context.log)
+        window = partitions.window(context)
         try:
+            trail.started()
             for event in runner.execute(
                 spec,
                 connections,
@@ -205,14 +222,21 @@ def build_job(
                 stored_states=states,
                 run_id=context.run.run_id,
                 log=context.log,
+                window=window,
             ):
                 if isinstance(event, runner.TargetLoaded):
-                    yield _target_result(target_key_by_name[event.target.name], event)
+                    record = trail.loaded(event)
+                    result = _target_result(target_key_by_name[event.target.name], event)
+                    result = lineage.with_lineage(result, job, event, source_key_by_name, window)
+                    yield audit.with_metadata(result, record)
                 else:
                     context.log_event(_source_event(source_key_by_name[event.source.name], event))
+            yield from checks.evaluate(spec, connections, planned_checks, window, context.log)
+            trail.ended("success")
         except Exception as exc:
             message = secrets.mask(f"{type(exc).__name__}: {exc}")
             context.log.error(secrets.mask("".join(traceback.format_exception(exc))))
+            trail.ended_after_error(message)
             raise RunError(message) from None
 
     if job.parallel:
@@ -227,7 +251,9 @@ def build_job(
         tags=tags,
     )
     built = JobDefinitions(assets=[*source_specs, _etl], jobs=[asset_job])
-    if job.schedule:
+    if job.schedule and partitions_def is not None:
+        built.schedules.append(partitions.schedule(job, asset_job, _schedule_status(job)))
+    elif job.schedule:
         built.schedules.append(
             dg.ScheduleDefinition(
                 name=f"{job.key}_schedule",
@@ -240,7 +266,14 @@ def build_job(
                 ),
             )
         )
+    built.sensors += notifications.notification_sensors(job, asset_job)
+    built.sensors += triggers.trigger_sensors(job, asset_job, triggers.upstream_keys(
+        job, project, lambda j: translator.target_key(j, j.targets[-1])))
     return built
+
+
+def _schedule_status(job: ETLJob) -> dg.DefaultScheduleStatus:
+    return dg.DefaultScheduleStatus.RUNNING if job.enabled else dg.DefaultScheduleStatus.STOPPED
 
 
 def _target_result(key: dg.AssetKey, event: runner.TargetLoaded) -> dg.MaterializeResult:
@@ -258,6 +291,10 @@ def _target_result(key: dg.AssetKey, event: runner.TargetLoaded) -> dg.Materiali
         metadata["nexus/rows_inserted"] = result.rows_inserted
     if result.rows_updated is not None:
         metadata["nexus/rows_updated"] = result.rows_updated
+    for name in ("rows_unchanged", "rows_replaced",
+                 "rows_sent", "rows_failed", "requests", "retries", "requests_failed"):
+        if result.extra.get(name) is not None:
+            metadata[f"nexus/{name}"] = int(result.extra[name])
     return dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
@@ -272,6 +309,8 @@ def _source_event(key: dg.AssetKey, event: runner.SourceExtracted) -> dg.AssetMa
         metadata[STATE_KEY] = dg.MetadataValue.json(event.state)
     if event.cursor_before is not None:
         metadata["nexus/cursor_before"] = str(event.cursor_before.get("value"))
+    if event.cursor_after is not None:
+        metadata["nexus/cursor_after"] = str(event.cursor_after.get("value"))
     return dg.AssetMaterialization(asset_key=key, metadata=metadata)
 
 
