@@ -1,0 +1,286 @@
+"""Spec fields of REST API sources and targets (``source_type: api`` / ``target_type: api``).
+
+The Nexus fields ``api_endpoint``, ``api_method``, ``api_headers`` and ``api_params`` stay as they
+were; the rest is small typed sub-models (``api_auth``, ``api_pagination``) and flat settings
+mixed into :class:`~nexus_dagster.spec.models.DataSource` / ``DataTarget``.
+
+Example:
+    >>> from nexus_dagster.spec.models import DataSource, SourceType
+    >>> DataSource(
+    ...     name="tickets", source_type=SourceType.API,
+    ...     api_endpoint="https://api.example.com/v2/tickets",
+    ...     api_auth={"type": "bearer", "token": "${TICKETS_TOKEN}"},
+    ...     api_pagination={"type": "cursor", "cursor_path": "meta.next_cursor"},
+    ...     records_path="data",
+    ... )
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_CONFIG = ConfigDict(extra="forbid")
+
+
+class _Sub(BaseModel):
+    model_config = _CONFIG
+
+
+# ----------------------------------------------------------------------------- auth
+class BearerAuth(_Sub):
+    """``Authorization: Bearer <token>``."""
+
+    type: Literal["bearer"]
+    token: str = Field(min_length=1)
+
+
+class ApiKeyAuth(_Sub):
+    """An API key in a header (``X-API-Key`` by default) or a query parameter."""
+
+    type: Literal["api_key"]
+    key: str = Field(min_length=1)
+    name: str = "X-API-Key"
+    location: Literal["header", "query"] = "header"
+
+
+class BasicAuth(_Sub):
+    """HTTP basic authentication."""
+
+    type: Literal["basic"]
+    username: str
+    password: str
+
+
+class OAuth2ClientCredentials(_Sub):
+    """OAuth2 client-credentials grant: a token from ``url`` (the token endpoint), fetched
+    before the first request and again when it expires or the API answers 401."""
+
+    type: Literal["oauth2_client_credentials"]
+    url: str = Field(min_length=1, description="the token endpoint")
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(min_length=1)
+    scope: str | None = None
+    audience: str | None = None
+    #: send the client credentials in the form body (default) or as HTTP basic auth
+    client_auth: Literal["body", "basic"] = "body"
+
+
+ApiAuth = Annotated[
+    BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials, Field(discriminator="type")
+]
+
+
+# ----------------------------------------------------------------------------- pagination
+class PagePagination(_Sub):
+    """``?page=1,2,3...``; stops on an empty or short page, or at ``total_pages_path``."""
+
+    type: Literal["page"]
+    page_param: str = "page"
+    start_page: int = 1
+    page_size_param: str | None = None
+    page_size: int | None = Field(None, ge=1)
+    total_pages_path: str | None = None
+    total_path: str | None = None
+
+
+class OffsetPagination(_Sub):
+    """``?offset=0&limit=100``; stops on an empty or short page, or at ``total_path``."""
+
+    type: Literal["offset"]
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    limit: int = Field(100, ge=1)
+    start: int = 0
+    total_path: str | None = None
+
+
+class CursorPagination(_Sub):
+    """The next cursor is in the body (``cursor_path``) and sent back as ``cursor_param``;
+    stops when it is missing/empty or ``has_more_path`` is false."""
+
+    type: Literal["cursor"]
+    cursor_path: str = "next_cursor"
+    cursor_param: str = "cursor"
+    has_more_path: str | None = None
+
+
+class NextUrlPagination(_Sub):
+    """The next page's URL is in the body (``next_url_path``); stops when it is missing."""
+
+    type: Literal["next_url"]
+    next_url_path: str = "next"
+
+
+class LinkHeaderPagination(_Sub):
+    """RFC 5988 ``Link: <url>; rel="next"`` header; stops when there is no ``rel`` link."""
+
+    type: Literal["link_header"]
+    rel: str = "next"
+
+
+ApiPagination = Annotated[
+    PagePagination
+    | OffsetPagination
+    | CursorPagination
+    | NextUrlPagination
+    | LinkHeaderPagination,
+    Field(discriminator="type"),
+]
+
+
+# ----------------------------------------------------------------------------- mixins
+_COMMON_FIELDS = (
+    "api_auth", "allow_http", "requests_per_second", "timeout_seconds", "max_retries",
+    "backoff_seconds", "allow_partial",
+)
+_SOURCE_FIELDS = (
+    "api_pagination", "records_path", "flatten_depth", "explode", "max_pages",
+    "incremental_param",
+)
+_TARGET_FIELDS = (
+    "api_endpoint", "api_headers", "api_params", "api_body", "body_key", "idempotency_header",
+)
+
+
+def _kind(model: Any) -> str:
+    kind = getattr(model, "source_type", None) or getattr(model, "target_type", None)
+    return str(getattr(kind, "value", kind))
+
+
+def https_problem(url: str | None, allow_http: bool) -> str | None:
+    """Why ``url`` may not be used (plain http without ``allow_http``), or None."""
+    if not url or "${" in url:
+        return None
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "http" and not allow_http:
+        return (
+            f"{url.split('?')[0]} uses plain http; API traffic must use https "
+            "(set allow_http: true only for trusted networks such as loopback tests)"
+        )
+    if scheme and scheme not in ("http", "https"):
+        return f"{url.split('?')[0]}: scheme {scheme!r} is not http(s)"
+    return None
+
+
+class ApiCommonFields(BaseModel):
+    """Settings of API sources and targets."""
+
+    model_config = _CONFIG
+
+    api_auth: ApiAuth | None = None
+    allow_http: bool = False
+    requests_per_second: float | None = Field(None, gt=0)
+    timeout_seconds: float = Field(30.0, gt=0)
+    max_retries: int = Field(5, ge=0, le=50)
+    backoff_seconds: float = Field(1.0, ge=0)
+    allow_partial: bool = False
+
+    def _api_only(self, names: tuple[str, ...]) -> None:
+        if _kind(self) == "api":
+            return
+        wrong = sorted(n for n in names if n in self.model_fields_set)
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: only for type api, not {_kind(self)}; remove them"
+            )
+
+    def _check_https(self) -> None:
+        problem = https_problem(getattr(self, "api_endpoint", None), self.allow_http)
+        if problem and _kind(self) == "api":
+            raise ValueError(f"api_endpoint: {problem}")
+
+
+class ApiSourceFields(ApiCommonFields):
+    """API source settings (besides the Nexus ``api_endpoint``/``api_method``/``api_headers``/
+    ``api_params`` fields of DataSource)."""
+
+    api_pagination: ApiPagination | None = None
+    records_path: str | None = None
+    flatten_depth: int = Field(3, ge=0, le=32)
+    explode: str | None = None
+    max_pages: int | None = Field(None, ge=1)
+    incremental_param: str | None = None
+
+    @model_validator(mode="after")
+    def _api_source(self) -> ApiSourceFields:
+        self._api_only(_COMMON_FIELDS + _SOURCE_FIELDS)
+        self._check_https()
+        if self.incremental_param and not getattr(self, "incremental_column", None):
+            raise ValueError(
+                "incremental_param needs incremental_column (the record field whose largest "
+                "value is kept as the cursor)"
+            )
+        return self
+
+
+class ApiTargetFields(ApiCommonFields):
+    """API target settings: where and how records are sent."""
+
+    api_endpoint: str | None = None
+    api_method: Literal["POST", "PUT", "PATCH"] = "POST"
+    api_headers: dict[str, str] = Field(default_factory=dict)
+    api_params: dict[str, Any] = Field(default_factory=dict)
+    #: ``array``: one request per batch with a JSON array body; ``record``: one per record
+    api_body: Literal["array", "record"] = "array"
+    #: wrap the array as ``{body_key: [...]}``
+    body_key: str | None = None
+    idempotency_header: str | None = "Idempotency-Key"
+
+    @model_validator(mode="after")
+    def _api_target(self) -> ApiTargetFields:
+        self._api_only(_COMMON_FIELDS + _TARGET_FIELDS)
+        self._check_https()
+        return self
+
+
+# ----------------------------------------------------------------------------- hooks
+#: records per request of an API target whose spec does not set batch_size
+DEFAULT_TARGET_BATCH = 100
+
+
+def endpoint_params(endpoint: Any) -> dict[str, Any]:
+    """The API settings of a source/target as connector params (empty for other types).
+
+    Merged over the connection's params before secrets are resolved, so ``${ENV}``/``enc:``
+    values in headers and auth are resolved at run time only.
+    """
+    if _kind(endpoint) != "api":
+        return {}
+    names = ["api_endpoint", "api_method", "api_headers", "api_params", *_COMMON_FIELDS]
+    names += _SOURCE_FIELDS if hasattr(endpoint, "api_pagination") else _TARGET_FIELDS
+    params = {}
+    for name in dict.fromkeys(names):
+        value = getattr(endpoint, name, None)
+        if isinstance(value, BaseModel):
+            value = value.model_dump()
+        params[name] = value
+    if not hasattr(endpoint, "api_pagination"):
+        fields_set = endpoint.model_fields_set
+        params["request_batch_size"] = (
+            endpoint.batch_size if "batch_size" in fields_set else DEFAULT_TARGET_BATCH
+        )
+    return params
+
+
+def api_problems(endpoint: Any, connection_params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """Cross-file checks of an API endpoint: (field, message, fix) for each problem."""
+    if _kind(endpoint) != "api":
+        return []
+    problems = []
+    base = connection_params.get("base_url")
+    allow = bool(endpoint.allow_http or connection_params.get("allow_http"))
+    if isinstance(base, str):
+        problem = https_problem(base, allow)
+        if problem:
+            problems.append(("connection", f"base_url {problem}", "use an https:// base_url"))
+    if not endpoint.api_endpoint and not base and connection_params:
+        problems.append((
+            "api_endpoint",
+            "an api endpoint needs api_endpoint (or a connection with base_url)",
+            "add api_endpoint: https://...",
+        ))
+    return problems
