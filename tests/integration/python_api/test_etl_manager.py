@@ -273,3 +273,101 @@ def test_quickstart_example_1(tmp_path: Path, quickstart_pg: str):
     assert "Zoë" in (tmp_path / "output/users.csv").read_text(encoding="utf-8")
     saved = next((tmp_path / "etl_workspace/jobs").glob("*.yaml"))
     assert yaml.safe_load(saved.read_text())["name"] == "Export Users"
+
+
+def self_signed_cert(folder: Path) -> tuple[Path, Path]:
+    """A certificate for localhost/127.0.0.1 and its key (PEM files)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.fixture
+def https_api(tmp_path: Path):
+    """A real HTTPS API on 127.0.0.1 serving /data to 'Authorization: Bearer TOKEN'."""
+    import json
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    records = [
+        {"id": 1, "email": "  Zoe@Example.COM ", "birthdate": "1990-02-03", "city": "Köln"},
+        {"id": 2, "email": "ann@example.com", "birthdate": "1985-07-08", "city": "Paris"},
+        {"id": 3, "email": "BOB@EXAMPLE.COM", "birthdate": "2000-12-31", "city": None},
+    ]
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.headers.get("Authorization") != "Bearer TOKEN":
+                self.send_response(401)
+                self.end_headers()
+                return
+            body = json.dumps({"data": records}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    cert, key = self_signed_cert(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"https://localhost:{server.server_address[1]}/data", cert
+    server.shutdown()
+    server.server_close()
+
+
+def test_quickstart_example_2(tmp_path: Path, quickstart_pg: str, https_api, postgres_admin_url):
+    endpoint, cert = https_api
+    example_1 = nexus_imports(docs_example("### Example 1: Simple Database to File"))
+    example_2 = nexus_imports(docs_example("### Example 2: API to Database with Transformation"))
+    assert 'api_endpoint="https://api.example.com/data"' in example_2
+    # the one change: the API lives on this machine (HTTPS with a local certificate)
+    example_2 = example_2.replace("https://api.example.com/data", endpoint)
+    check = "\nprint('EXAMPLE2', metrics.status.value, metrics.rows_loaded, metrics.errors)\n"
+    env = {**os.environ, "REQUESTS_CA_BUNDLE": str(cert)}
+    done = subprocess.run([PYTHON, "-c", example_1 + example_2 + check], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "EXAMPLE2 success 3 []" in done.stdout, done.stdout[-2000:]
+    warehouse = sa.create_engine(sa.engine.make_url(postgres_admin_url).set(database="warehouse"))
+    with warehouse.connect() as con:
+        rows = con.execute(sa.text(
+            "select email, city, age > 20, processed_at is not null from customers order by id"
+        )).all()
+    warehouse.dispose()
+    assert rows == [("zoe@example.com", "Köln", True, True),
+                    ("ann@example.com", "Paris", True, True),
+                    ("bob@example.com", None, True, True)]
