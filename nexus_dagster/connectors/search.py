@@ -120,6 +120,8 @@ class SearchConnector(Connector):
     """
 
     kinds: ClassVar[tuple[str, ...]] = ("elasticsearch", "opensearch")
+    #: the client used when the connection names neither ``engine`` nor ``type``
+    default_engine: ClassVar[str] = "elasticsearch"
     supports_incremental: ClassVar[bool] = True
     write_modes: ClassVar[frozenset[str]] = frozenset({"append", "upsert"})
     is_source: ClassVar[bool] = True
@@ -132,7 +134,7 @@ class SearchConnector(Connector):
             raise SpecError(
                 f"search connection_params: unknown key(s) {unknown}; known: {sorted(_KNOWN)}"
             )
-        engine = self.params.get("engine") or self.params.get("type") or "elasticsearch"
+        engine = self.params.get("engine") or self.params.get("type") or self.default_engine
         if engine not in ENGINES:
             raise SpecError(f"search connection_params.engine must be one of {ENGINES}, "
                             f"not {engine!r}")
@@ -453,3 +455,10 @@ def _short(error: Any) -> str:
     else:
         text = str(error)
     return text[:300]
+
+
+class OpenSearchConnector(SearchConnector):
+    """``source_type``/``target_type: opensearch``: the search connector on opensearch-py."""
+
+    kinds: ClassVar[tuple[str, ...]] = ("opensearch",)
+    default_engine: ClassVar[str] = "opensearch"

@@ -52,7 +52,8 @@ def load(conn: SearchConnector, index: str, table: pa.Table, **kw) -> object:
 
 
 def test_registry_and_connection(conn):
-    assert connector_class("opensearch") is SearchConnector
+    assert issubclass(connector_class("opensearch"), SearchConnector)
+    assert connector_class("opensearch")({"host": "127.0.0.1"}).engine_name == "opensearch"
     assert connector_class("elasticsearch") is SearchConnector
     assert conn.test_connection()
     assert conn.dagster_kinds() == {"opensearch"}
