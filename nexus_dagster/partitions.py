@@ -1,0 +1,53 @@
+"""Spec ``partitions`` -> Dagster time-window partitions of a job's targets.
+
+A partition run reads the rows of its window from each source (``start <= incremental_column
+< end``) and replaces that window in the targets in one transaction, so re-running a partition
+never duplicates rows. A range of partitions (a single-run backfill) is one window.
+
+Example:
+    >>> definition = partitions_def(job)        # DailyPartitionsDefinition(start_date=...)
+    >>> start, end = window(context)             # inside the asset, ISO timestamps
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from nexus_dagster.spec.models import ETLJob
+
+_CLASSES = {
+    "hourly": dg.HourlyPartitionsDefinition,
+    "daily": dg.DailyPartitionsDefinition,
+    "monthly": dg.MonthlyPartitionsDefinition,
+}
+
+
+def partitions_def(job: ETLJob) -> dg.TimeWindowPartitionsDefinition | None:
+    """The job's time-window partitions (in the job's ``timezone``, UTC by default)."""
+    spec = job.partitions
+    if spec is None:
+        return None
+    return _CLASSES[spec.cadence](
+        start_date=spec.start, timezone=job.timezone or "UTC", end_offset=spec.end_offset
+    )
+
+
+def window(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
+    """(start, end) of the run's partition or partition range as ISO timestamps with offset,
+    None for an unpartitioned run."""
+    if not context.has_partition_key_range and not context.has_partition_key:
+        return None
+    time_window = context.partition_time_window
+    return time_window.start.isoformat(), time_window.end.isoformat()
+
+
+def schedule(job: ETLJob, asset_job, default_status: dg.DefaultScheduleStatus):
+    """A schedule for a partitioned job: each tick runs the partition that just ended, at the
+    spec's cron (``schedule``) or, without one, at the partitions' cadence."""
+    return dg.build_schedule_from_partitioned_job(
+        asset_job,
+        name=f"{job.key}_schedule",
+        cron_schedule=job.schedule,
+        execution_timezone=job.timezone or "UTC",
+        default_status=default_status,
+    )

@@ -1,0 +1,139 @@
+"""The real `dagster-daemon` with the repo's dagster.yaml: a schedule tick runs job A, the
+asset sensor from `trigger: {after: job_a}` runs job B, A's success notification reaches a
+real HTTP server, and `dagster job backfill` of 3 days runs 3 partitions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster._core.instance.ref import InstanceRef
+
+from tests.integration.operations.conftest import make_source, sqlite_rows, write_spec
+from tests.integration.operations.servers import http_server
+
+REPO = Path(__file__).resolve().parents[3]
+BIN = Path(sys.executable).parent
+WAIT_SECONDS = 200
+
+JOB_A = """\
+name: job_a
+schedule: "* * * * *"
+sources:
+  - {name: events, source_type: database, table: events,
+     connection_params: {type: sqlite, database: data/source.db}}
+targets:
+  - {name: a_out, target_type: database, table: a_out, write_mode: overwrite,
+     connection_params: {type: sqlite, database: output/a.db}}
+notifications:
+  on_success: {webhook: ["${WEBHOOK_URL}"]}
+"""
+JOB_B = """\
+name: job_b
+trigger: {after: job_a, minimum_interval_seconds: 3}
+sources:
+  - {name: a_rows, source_type: database, table: a_out,
+     connection_params: {type: sqlite, database: output/a.db}}
+targets:
+  - {name: b_out, target_type: database, table: b_out, write_mode: overwrite,
+     connection_params: {type: sqlite, database: output/b.db}}
+"""
+DAILY = """\
+name: daily_events
+partitions: {daily: "2024-01-01"}
+sources:
+  - {name: events, source_type: database, table: events, incremental_column: ts,
+     connection_params: {type: sqlite, database: data/source.db}}
+targets:
+  - {name: events_out, target_type: database, table: events_out,
+     connection_params: {type: sqlite, database: output/daily.db}}
+"""
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGINT to the daemon's process group, then SIGKILL whatever is left."""
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
+
+
+def _successes(instance: dg.DagsterInstance, job: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(dg.RunsFilter(job_name=job,
+                                                statuses=[dg.DagsterRunStatus.SUCCESS])))
+
+
+@pytest.mark.slow
+@pytest.mark.daemon
+def test_daemon_schedule_sensor_notification_and_cli_backfill(tmp_path: Path):
+    total = make_source(tmp_path / "data/source.db", days=5, per_day=4)
+    folder = tmp_path / "job_specs"
+    for name, body in (("job_a", JOB_A), ("job_b", JOB_B), ("daily_events", DAILY)):
+        write_spec(folder, name, body)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "workspace.yaml", tmp_path / "workspace.yaml")
+    (tmp_path / "output").mkdir()
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))):
+        pass  # create the storage once, before two processes race to migrate it
+
+    with http_server() as (base, posts):
+        env = {**os.environ, "DAGSTER_HOME": str(home), "WEBHOOK_URL": f"{base}/hook",
+               "NEXUS_JOB_SPECS": str(folder)}
+        log = (tmp_path / "daemon.log").open("w")
+        daemon = subprocess.Popen(
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            backfill = subprocess.run(
+                [str(BIN / "dagster"), "job", "backfill", "-w", "workspace.yaml",
+                 "-j", "daily_events", "--from", "2024-01-01", "--to", "2024-01-03",
+                 "--noprompt"],
+                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+            )
+            assert backfill.returncode == 0, backfill.stdout[-2000:] + backfill.stderr[-2000:]
+            with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+                deadline = time.monotonic() + WAIT_SECONDS
+                while time.monotonic() < deadline:
+                    done = (_successes(instance, "job_a") and _successes(instance, "job_b")
+                            and len(_successes(instance, "daily_events")) == 3 and posts)
+                    if done:
+                        break
+                    time.sleep(1)
+                a_runs = _successes(instance, "job_a")
+                b_runs = _successes(instance, "job_b")
+                failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
+                assert not failed, [r.job_name for r in failed]
+                daily = _successes(instance, "daily_events")
+        finally:
+            _stop(daemon)
+            log.close()
+        detail = (tmp_path / "daemon.log").read_text()[-3000:]
+        assert a_runs, "no scheduled run of job_a\n" + detail
+        assert a_runs[-1].tags.get("dagster/schedule_name") == "job_a_schedule"
+        assert b_runs, "job_b was not triggered\n" + detail
+        assert b_runs[0].tags["nexus/triggered_by"].startswith("job_a:")
+        assert sorted(r.tags["dagster/partition"] for r in daily) == [
+            "2024-01-01", "2024-01-02", "2024-01-03"]
+        hooks = [data for path, data in posts if path == "/hook"]
+        assert hooks and hooks[0]["job"] == "job_a" and hooks[0]["status"] == "SUCCESS"
+
+    assert sqlite_rows(tmp_path / "output/b.db", "select count(*) from b_out") == [(total,)]
+    counts = sqlite_rows(tmp_path / "output/daily.db",
+                         "select substr(ts, 1, 10), count(*) from events_out group by 1")
+    assert counts == [("2024-01-01", 4), ("2024-01-02", 4), ("2024-01-03", 4)]
