@@ -1,0 +1,312 @@
+"""What object stores and remote filesystems share on top of :class:`FileConnector`.
+
+:class:`RemoteFileConnector` keeps every format on the file connector's single code path and
+changes only the storage:
+
+* paths resolve against the bucket/container (object stores) or ``base_dir`` (SFTP, FTP; ``/``
+  by default) and may not leave it; object stores also accept their URL form
+  (``s3://bucket/key``);
+* a *prefix* (a folder, or a path ending in ``/``) reads every file under it, in sorted order;
+* ``write_mode: overwrite`` writes ``.<name>.tmp-<uuid>`` next to the target and then moves it
+  onto the final name (server-side copy on object stores, an atomic rename on SFTP/FTP), so the
+  final name never holds a half-written object;
+* ``write_mode: append`` never rewrites what is there: each load adds a new part file
+  ``<dir>/<stem>/part-<UTC timestamp>-<run id>.<ext>`` (time first, so the parts sort in load
+  order); read them all back with the prefix ``<dir>/<stem>/`` or a glob such as
+  ``<dir>/<stem>/*.parquet``;
+* errors from the store are wrapped in :class:`~nexus_dagster.errors.ConnectorError` naming the
+  connection and the parameters to check, with every secret parameter masked.
+
+Subclasses set :attr:`protocol`, :attr:`system`, :attr:`auth_params` and build their filesystem
+in :meth:`RemoteFileConnector.open_filesystem`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import posixpath
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from typing import Any, ClassVar
+
+import fsspec
+
+from nexus_dagster import secrets
+from nexus_dagster.connectors import formats
+from nexus_dagster.connectors.base import LoadResult, ReadRequest, WriteRequest
+from nexus_dagster.connectors.file import FileConnector, _has_magic, _is_temp
+from nexus_dagster.errors import ConnectorError, NexusError, SpecError
+from nexus_dagster.relation import Relation
+
+__all__ = ["RemoteFileConnector", "file_version", "part_path"]
+
+_AUTH_WORDS = (
+    "authenticat", "credential", "accessdenied", "access denied", "forbidden", "403",
+    "signature", "invalidaccesskeyid", "not authorized", "login incorrect", "530",
+    "permission denied", "password", "key",
+)
+
+
+def part_path(target: str, run_id: str | None, now: dt.datetime | None = None) -> str:
+    """The part file an append writes for ``target``: ``<dir>/<stem>/part-<time>-<run>.<ext>``.
+
+    Example:
+        >>> part_path("exports/orders.csv.gz", "1a2b3c4d-x", dt.datetime(2024, 5, 1, 12))
+        'exports/orders/part-20240501T120000000000Z-1a2b3c4d.csv.gz'
+    """
+    directory, name = posixpath.split(target)
+    base, compression = formats.split_compression(name)
+    stem, ext = posixpath.splitext(base)
+    if compression:
+        ext += name[len(base):]
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S%fZ")
+    run = (run_id or uuid.uuid4().hex)[:8]
+    return posixpath.join(directory, stem or name, f"part-{stamp}-{run}{ext}")
+
+
+def file_version(info: Mapping[str, Any]) -> str:
+    """A value that changes when a file changes: its ETag / generation / mtime, plus its size."""
+    for key in ("ETag", "etag", "md5Hash", "generation", "mtime", "modify", "LastModified",
+                "last_modified", "updated", "created"):
+        value = info.get(key)
+        if value not in (None, ""):
+            if isinstance(value, dt.datetime):
+                value = value.isoformat()
+            return f"{str(value).strip(chr(34))}:{info.get('size')}"
+    return str(info.get("size"))
+
+
+class RemoteFileConnector(FileConnector):
+    """Base of the S3, Azure Blob, GCS, SFTP and FTP connectors (see the module docstring)."""
+
+    #: fsspec protocol, also the scheme shown in locations (``s3``, ``az``, ``gs``, ...)
+    protocol: ClassVar[str] = ""
+    #: the system's name in messages
+    system: ClassVar[str] = ""
+    #: True for bucket/container stores (paths start with the bucket, no real directories)
+    object_store: ClassVar[bool] = True
+    #: the param holding the bucket/container name (object stores)
+    bucket_param: ClassVar[str] = "bucket"
+    #: params that must be present: each inner tuple is "one of these"
+    required_params: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: params a user should check when the store refuses the credentials
+    auth_params: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, params: Mapping[str, Any] | None = None):
+        super().__init__(params)
+        for key, value in self.params.items():
+            if isinstance(value, str) and secrets.is_sensitive(str(key)):
+                secrets.register_secret(value)
+
+    # ------------------------------------------------------------------ hooks for subclasses
+
+    def open_filesystem(self) -> fsspec.AbstractFileSystem:
+        """Build the fsspec filesystem from ``self.params`` (called once, lazily)."""
+        raise NotImplementedError
+
+    def endpoint(self) -> str:
+        """Where the store is, for messages (host:port, account), never with a secret."""
+        return ""
+
+    # ------------------------------------------------------------------ storage hooks
+
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        if self._fs is None:
+            self._check_params()
+            with self.errors("connect"):
+                self._fs = self.open_filesystem()
+        return self._fs
+
+    @property
+    def is_local(self) -> bool:
+        return False
+
+    def bucket(self) -> str:
+        """The bucket/container (object stores)."""
+        name = str(self.params.get(self.bucket_param) or "").strip("/")
+        if not name:
+            raise SpecError(
+                f"a {self.system} connection needs {self.bucket_param} in connection_params"
+            )
+        return name
+
+    def root(self) -> str:
+        """Object stores: ``bucket[/base_dir]``; SFTP/FTP: ``base_dir`` (default ``/``)."""
+        base = str(self.params.get("base_dir") or "").strip()
+        if self.object_store:
+            prefix = posixpath.normpath("/" + base.lstrip("/")).strip("/") if base else ""
+            return posixpath.join(self.bucket(), prefix) if prefix else self.bucket()
+        return posixpath.normpath("/" + base.lstrip("/")) if base else "/"
+
+    def resolve(self, path: str) -> str:
+        """The filesystem path of a user path, glob or URL, confined to :meth:`root`.
+
+        Raises:
+            ConnectorError: the path leaves the bucket/container or base_dir.
+        """
+        raw = str(path)
+        root = self.root()
+        scheme = f"{self.protocol}://"
+        if raw.startswith(scheme) and self.object_store:
+            candidate = raw[len(scheme):]
+        elif self.object_store:
+            candidate = (
+                posixpath.join(self.bucket(), raw.lstrip("/")) if raw.startswith("/")
+                else posixpath.join(root, raw)
+            )
+        else:
+            candidate = raw if raw.startswith("/") else posixpath.join(root, raw)
+        trailing = "/" if raw.endswith("/") else ""
+        candidate = posixpath.normpath(candidate)
+        if candidate.startswith("//"):
+            candidate = candidate[1:]
+        if not self._inside(candidate, root):
+            inside = f"the {self.bucket_param} and base_dir" if self.object_store else "base_dir"
+            raise ConnectorError(
+                f"path {path!r} is outside {self.location(root)}; use a path inside {inside}"
+            )
+        return candidate + trailing if candidate != "/" else candidate
+
+    def location(self, path: str) -> str:
+        """``<protocol>://bucket/key`` or ``<protocol>://host:port/path``."""
+        if self.object_store:
+            return f"{self.protocol}://{path.lstrip('/')}"
+        return f"{self.protocol}://{self.endpoint()}{path}"
+
+    def commit(self, temp_path: str, final_path: str) -> None:
+        """Object stores: server-side copy of the finished temporary object onto the final key
+        (the key shows the old object until the copy completes, then the whole new one), then
+        delete the temporary object. SFTP/FTP: a rename."""
+        fs = self.filesystem()
+        if not self.object_store:
+            fs.mv(temp_path, final_path)
+            return
+        fs.copy(temp_path, final_path)
+        fs.rm(temp_path)
+
+    def user_path(self, fs_path: str) -> str:
+        """A form of a filesystem path that :meth:`resolve` maps back to it."""
+        return self.location(fs_path) if self.object_store else fs_path
+
+    # ------------------------------------------------------------------ Connector API
+
+    def describe(self) -> str:
+        try:
+            return self.location(self.root())
+        except Exception:
+            return self.system
+
+    def test_connection(self) -> bool:
+        try:
+            fs = self.filesystem()
+            fs.ls(self.root())
+            return True
+        except Exception:
+            return False
+
+    def read(self, request: ReadRequest) -> Relation:
+        """A lazy relation over one object, a glob or a prefix (see the module docstring)."""
+        with self.errors("read"):
+            return super().read(request)
+
+    def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
+        """Overwrite the target atomically, or append a new part file next to it."""
+        mode = request.write_mode
+        target = request.path or self.params.get("file_path") or self.params.get("path")
+        if mode == "append" and target and not _has_magic(str(target)):
+            part = part_path(str(target), request.run_id)
+            with self.errors("write"):
+                result = super().write(relation, replace(request, path=part,
+                                                         write_mode="overwrite"))
+            result.extra.update({"write_mode": "append", "part": result.location})
+            return result
+        with self.errors("write"):
+            return super().write(relation, request)
+
+    def close(self) -> None:
+        """Drop the filesystem (SFTP/FTP subclasses also close their session)."""
+        self._fs = None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _check_params(self) -> None:
+        missing = [
+            " or ".join(group) for group in self.required_params
+            if not any(self.params.get(name) for name in group)
+        ]
+        if missing:
+            raise SpecError(
+                f"a {self.system} connection needs {', '.join(missing)} in connection_params"
+            )
+
+    @contextlib.contextmanager
+    def errors(self, action: str) -> Iterator[None]:
+        """Turn a store's exception into a ConnectorError naming what to check, secrets masked."""
+        try:
+            yield
+        except NexusError as exc:
+            text = secrets.mask(str(exc))
+            if text != str(exc):
+                raise type(exc)(text) from None
+            raise
+        except Exception as exc:
+            detail = secrets.mask(f"{type(exc).__name__}: {exc}")[:400]
+            where = self.describe()
+            if _looks_like_auth(exc):
+                raise ConnectorError(
+                    f"{self.system} at {self.endpoint() or where} refused the credentials "
+                    f"({action} {where}): check {', '.join(self.auth_params)} in the connection "
+                    f"params ({detail})"
+                ) from None
+            if isinstance(exc, FileNotFoundError):
+                raise ConnectorError(f"{self.system}: not found ({action} {where}): {detail}") \
+                    from None
+            if isinstance(exc, ConnectionError | TimeoutError | OSError) and not isinstance(
+                exc, PermissionError
+            ):
+                raise ConnectorError(
+                    f"cannot reach {self.system} at {self.endpoint() or where} ({action}): "
+                    f"{detail}; check host/port or endpoint and that the server is running"
+                ) from None
+            raise ConnectorError(f"{self.system} {action} of {where} failed: {detail}") from None
+
+    def _expand(self, pattern: str) -> list[str]:
+        """A path, a glob or a prefix (every file under a folder), sorted."""
+        fs = self.filesystem()
+        resolved = self.resolve(pattern)
+        if _has_magic(resolved):
+            return super()._expand(pattern)
+        bare = resolved.rstrip("/") or "/"
+        if resolved.endswith("/") or fs.isdir(bare):
+            found = fs.find(bare, detail=True)
+            files = sorted(
+                p for p, info in found.items()
+                if info.get("type") == "file" and not _is_temp(p)
+                and not posixpath.basename(p).startswith(".")
+            )
+            if not files:
+                raise ConnectorError(f"no file under {self.location(bare)}/")
+            return files
+        return super()._expand(pattern)
+
+
+def _looks_like_auth(exc: BaseException) -> bool:
+    names = {type(e).__name__ for e in _chain(exc)}
+    if names & {"AuthenticationException", "BadAuthenticationType", "ClientAuthenticationError",
+                "PermissionError", "SSHException", "DefaultCredentialsError", "RefreshError",
+                "error_perm", "MalformedError"}:
+        text = " ".join(str(e).lower() for e in _chain(exc))
+        return "no such file" not in text and "not found" not in text
+    text = " ".join(str(e).lower() for e in _chain(exc))
+    return any(word in text for word in _AUTH_WORDS[:10])
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        yield current
+        current = current.__cause__ or current.__context__
+        seen += 1
