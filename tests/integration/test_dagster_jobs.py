@@ -277,3 +277,29 @@ def test_pg_to_mariadb_job_with_env_credentials(tmp_path: Path, pg_url: str, mar
         rows = con.execute(sa.text("select id, amount, note from orders_copy order by id")).all()
     engine.dispose()
     assert rows == [(1, Decimal("10.25"), "Zoë 東京"), (2, Decimal("0.10"), None)]
+
+
+def test_file_connection_base_dir(tmp_path: Path):
+    """Relative paths under a connection's base_dir resolve there; escapes are refused."""
+    (tmp_path / "files").mkdir()
+    write_events(tmp_path / "files/events.csv", [(1, "a", "2024-01-01 00:00:00")])
+    folder = tmp_path / "job_specs"
+    folder.mkdir()
+    (folder / "connections.yaml").write_text("drop_zone: {type: file, base_dir: files}\n")
+    job = textwrap.dedent("""\
+        name: from_drop_zone
+        sources:
+          - {name: events, source_type: file, connection: drop_zone, file_path: events.csv}
+        targets:
+          - {name: copy, target_type: file, connection: drop_zone, file_path: OUT,
+             write_mode: overwrite}
+        """)
+    (folder / "job.yaml").write_text(job.replace("OUT", "out/events.parquet"))
+    instance = dg.DagsterInstance.ephemeral()
+    assert run_job(folder, "from_drop_zone", instance).success
+    assert pq.read_table(tmp_path / "files/out/events.parquet").num_rows == 1
+
+    (folder / "job.yaml").write_text(job.replace("OUT", "../escaped.parquet"))
+    result = run_job(folder, "from_drop_zone", instance)
+    assert not result.success
+    assert not (tmp_path / "escaped.parquet").exists()
