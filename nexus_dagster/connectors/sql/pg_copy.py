@@ -1,0 +1,207 @@
+"""PostgreSQL COPY paths that keep rows out of Python.
+
+- :func:`pipe`: ``COPY (SELECT ...) TO STDOUT (FORMAT binary)`` on a source connection (in a
+  thread, REPEATABLE READ so a follow-up ``count``/``max`` sees the same snapshot) streamed
+  through an OS pipe into ``COPY ... FROM STDIN (FORMAT binary)`` on the target connection, in
+  the caller's transaction. Memory stays at the pipe's buffers.
+- :func:`read_batches`: ``COPY (SELECT ...) TO STDOUT (FORMAT csv)`` parsed by ``pyarrow.csv``
+  with the column types known from the query's description (exact decimals, UTC timestamps),
+  block by block, so a read never decodes a row in Python and never holds the result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+
+from nexus_dagster.connectors.sql.session import compile_statement
+
+#: type OIDs whose COPY csv text pyarrow parses into what the row-by-row reader makes:
+#: bool, int2/4/8, oid, float4/8, text, varchar, name, char, bpchar, date, timestamp(tz),
+#: numeric, json/jsonb (kept as text), uuid
+CSV_OIDS = frozenset({16, 18, 19, 20, 21, 23, 26, 700, 701, 25, 1042, 1043, 1082, 1114, 1184,
+                      1700, 114, 3802, 2950})  # fmt: skip
+
+_PIPE_BUFFER = 1 << 20
+
+
+@dataclass
+class PipeResult:
+    """What a pipe moved: rows loaded, rows of the source query before transformations
+    (``source_rows``) and the largest cursor value (None without a cursor or rows)."""
+
+    rows: int
+    source_rows: int
+    cursor_max: Any = None
+
+
+def result_oids(connection: sa.Connection, statement: sa.Select[Any]) -> list[int]:
+    """The type OIDs of a statement's result columns (``LIMIT 0``, nothing fetched)."""
+    sql, params = compile_statement(statement.limit(0), connection.dialect)
+    dbapi_cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        dbapi_cursor.execute(sql, params)
+        return [d.type_code for d in dbapi_cursor.description]
+    finally:
+        dbapi_cursor.close()
+
+
+def pipe(
+    source_engine: sa.Engine, select_sql: str, target_dbapi: Any, copy_in_sql: str,
+    stats_sql: str | None = None,
+) -> PipeResult:  # fmt: skip
+    """Stream ``select_sql`` from the source into ``copy_in_sql`` on ``target_dbapi``.
+
+    Args:
+        source_engine: engine of the source database (a new connection is opened).
+        select_sql: a SELECT with its values already inlined (COPY takes no parameters).
+        target_dbapi: the psycopg2 connection of the caller's (open) target transaction.
+        copy_in_sql: ``COPY table (cols) FROM STDIN (FORMAT binary)``.
+        stats_sql: an optional ``SELECT count(*)[, max(col)]`` run after the COPY in the same
+            snapshot; without it ``source_rows`` is the number of rows copied.
+
+    Raises:
+        The source's error when the source failed (the target then saw a short stream), else
+        the target's. The caller's transaction must roll back on any error.
+    """
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb", buffering=_PIPE_BUFFER)
+    writer = os.fdopen(write_fd, "wb", buffering=_PIPE_BUFFER)
+    failures: list[BaseException] = []
+    out: dict[str, Any] = {}
+
+    def produce() -> None:
+        try:
+            fairy = source_engine.raw_connection()
+            try:
+                dbapi = fairy.dbapi_connection
+                dbapi.set_session(isolation_level="REPEATABLE READ", readonly=True)  # type: ignore[union-attr]
+                with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+                    cursor.copy_expert(
+                        f"COPY ({select_sql}) TO STDOUT (FORMAT binary)", writer, _PIPE_BUFFER
+                    )
+                    writer.close()
+                    out["copied"] = cursor.rowcount
+                    if stats_sql:
+                        cursor.execute(stats_sql)
+                        row = cursor.fetchone()
+                        out["source_rows"] = int(row[0])
+                        out["cursor_max"] = row[1] if len(row) > 1 else None
+                dbapi.rollback()  # type: ignore[union-attr]
+            finally:
+                fairy.close()
+        except BaseException as exc:  # handed to the caller's thread
+            failures.append(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                writer.close()
+
+    thread = threading.Thread(target=produce, name="nexus-copy-out", daemon=True)
+    thread.start()
+    target_error: BaseException | None = None
+    rows = 0
+    try:
+        with target_dbapi.cursor() as cursor:
+            cursor.copy_expert(copy_in_sql, reader, _PIPE_BUFFER)
+            rows = cursor.rowcount
+    except BaseException as exc:
+        target_error = exc
+    finally:
+        reader.close()
+        thread.join()
+    if failures:
+        raise failures[0]
+    if target_error is not None:
+        raise target_error
+    copied = int(out.get("copied", rows))
+    return PipeResult(rows, int(out.get("source_rows", copied)), out.get("cursor_max"))
+
+
+def rebatch(
+    batches: Iterator[pa.RecordBatch], schema: pa.Schema, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """Re-cut a stream of batches into batches of exactly ``batch_size`` rows (the last may
+    be shorter), holding at most one incoming batch plus ``batch_size`` rows."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= batch_size:
+            table = pa.Table.from_batches(pending, schema=schema)
+            yield table.slice(0, batch_size).combine_chunks().to_batches()[0]
+            rest = table.slice(batch_size)
+            pending = rest.to_batches()
+            held = rest.num_rows
+    if held:
+        yield pa.Table.from_batches(pending, schema=schema).combine_chunks().to_batches()[0]
+
+
+def readable(oids: list[int]) -> bool:
+    """True when :func:`read_batches` can read every column of these types."""
+    return set(oids) <= CSV_OIDS
+
+
+def read_batches(
+    connection: sa.Connection, statement: sa.Select[Any], schema: pa.Schema, batch_size: int
+) -> Iterator[pa.RecordBatch]:
+    """Stream a statement's rows as Arrow batches of ``schema`` through COPY csv.
+
+    The COPY runs in a thread writing into an OS pipe that ``pyarrow.csv`` reads in blocks
+    sized for roughly ``batch_size`` rows; memory stays at a few blocks.
+    """
+    sql, params = compile_statement(statement, connection.dialect)
+    dbapi = connection.connection.dbapi_connection
+    with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+        cursor.execute("SET DateStyle TO ISO")
+        text = cursor.mogrify(sql, params).decode()
+    read_fd, write_fd = os.pipe()
+    reader = os.fdopen(read_fd, "rb", buffering=_PIPE_BUFFER)
+    writer = os.fdopen(write_fd, "wb", buffering=_PIPE_BUFFER)
+    failures: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+                cursor.copy_expert(f"COPY ({text}) TO STDOUT (FORMAT csv)", writer, _PIPE_BUFFER)
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                writer.close()
+
+    thread = threading.Thread(target=produce, name="nexus-copy-csv", daemon=True)
+    thread.start()
+    try:
+        # ~100 bytes a row is typical; blocks bound memory whatever the row width
+        block = min(max(batch_size * 100, 1 << 20), 64 << 20)
+        stream = pacsv.open_csv(
+            reader,
+            read_options=pacsv.ReadOptions(column_names=schema.names, block_size=block),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={f.name: f.type for f in schema},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=False,
+                true_values=["t"],
+                false_values=["f"],
+            ),
+        )
+        yield from rebatch(stream, schema, batch_size)
+    except pa.ArrowInvalid as exc:
+        if not failures and "Empty CSV file" not in str(exc):
+            raise
+    finally:
+        reader.close()
+        thread.join()
+    if failures:
+        raise failures[0]
