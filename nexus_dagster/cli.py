@@ -6,6 +6,7 @@
     nexus ui [--port N]                 `dagster dev` on this project
     nexus keygen                        print a new master encryption key
     nexus encrypt                       read a value on stdin, print its enc: token
+    nexus rotate-keys [job_specs/ ...]  re-encrypt every enc: value with the first master key
 """
 
 from __future__ import annotations
@@ -132,6 +133,16 @@ def _encrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate_keys(args: argparse.Namespace) -> int:
+    from nexus_dagster.keys import rotate_paths
+
+    rotated = rotate_paths(args.paths or [specs_dir()])
+    for path, count in rotated.items():
+        print(f"{path}: {count} value(s) re-encrypted with the first key")
+    print(f"ok: {sum(rotated.values())} value(s) in {len(rotated)} file(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nexus`` command."""
     parser = argparse.ArgumentParser(prog="nexus", description=__doc__,
@@ -160,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("keygen", help="print a new master key").set_defaults(func=_keygen)
     sub.add_parser("encrypt", help="encrypt a value read from stdin").set_defaults(func=_encrypt)
+    rotate = sub.add_parser("rotate-keys", help="re-encrypt every enc: value with the first key")
+    rotate.add_argument("paths", nargs="*", help="spec files or folders (default job_specs/)")
+    rotate.set_defaults(func=_rotate_keys)
     return parser
 
 

@@ -35,6 +35,7 @@ from nexus_dagster import (
     partitions,
     runner,
     secrets,
+    sensors,
     triggers,
 )
 from nexus_dagster.errors import NexusError
@@ -223,6 +224,7 @@ def build_job(
                 run_id=context.run.run_id,
                 log=context.log,
                 window=window,
+                source_files=sensors.source_files_from_tags(context.run.tags),
             ):
                 if isinstance(event, runner.TargetLoaded):
                     record = trail.loaded(event)
@@ -269,6 +271,8 @@ def build_job(
     built.sensors += notifications.notification_sensors(job, asset_job)
     built.sensors += triggers.trigger_sensors(job, asset_job, triggers.upstream_keys(
         job, project, lambda j: translator.target_key(j, j.targets[-1])))
+    if job.sensor is not None and job.sensor.new_files:
+        built.sensors.append(sensors.new_file_sensor(spec, connections, asset_job))
     return built
 
 

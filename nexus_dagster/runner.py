@@ -24,6 +24,7 @@ from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
 from nexus_dagster.errors import DataError
 from nexus_dagster.relation import Relation
+from nexus_dagster.spec.api import endpoint_params
 from nexus_dagster.spec.loader import JobSpec
 from nexus_dagster.spec.models import DataSource, DataTarget
 from nexus_dagster.spec.validate import resolve_connection
@@ -39,6 +40,8 @@ class TargetLoaded:
     schema: pa.Schema
     rows_extracted: int
     rows_transformed: int
+    #: source name -> the schema it was read with (for column lineage)
+    source_schemas: dict[str, pa.Schema] = field(default_factory=dict)
 
 
 @dataclass
@@ -117,7 +120,7 @@ def start_cursor(source: DataSource, stored: Mapping[str, Any] | None) -> Cursor
 def make_connector(endpoint: DataSource | DataTarget, spec: JobSpec, connections) -> Connector:
     """Build the endpoint's connector with its params resolved (secrets only now)."""
     kind = endpoint.source_type if isinstance(endpoint, DataSource) else endpoint.target_type
-    params = resolve_connection(endpoint, connections)
+    params = {**resolve_connection(endpoint, connections), **endpoint_params(endpoint)}
     where = f"{spec.job.key}.{endpoint.name}.connection_params"
     resolved = secrets.resolve(params, where=where)
     database = resolved.get("database")
@@ -130,12 +133,19 @@ def make_connector(endpoint: DataSource | DataTarget, spec: JobSpec, connections
         resolved["database"] = _path(spec, database)
         if isinstance(endpoint, DataTarget):
             Path(resolved["database"]).parent.mkdir(parents=True, exist_ok=True)
+    if kind.value == "file" and isinstance(resolved.get("base_dir"), str):
+        resolved["base_dir"] = _path(spec, resolved["base_dir"])
     return connector_class(kind.value)(resolved)
 
 
-def _path(spec: JobSpec, path: str | None) -> str | None:
-    """Resolve a relative local path against the project root; URLs pass through."""
-    if not path or "://" in path or Path(path).is_absolute():
+def _path(
+    spec: JobSpec, path: str | None, kind: str = "file", connector: Connector | None = None
+) -> str | None:
+    """Resolve a relative local path against the project root; URLs, paths of remote stores
+    (``kind`` other than file) and paths under a connection's ``base_dir`` pass through."""
+    if not path or kind != "file" or "://" in path or Path(path).is_absolute():
+        return path
+    if connector is not None and connector.params.get("base_dir"):
         return path
     return str(spec.root / path)
 
@@ -192,10 +202,16 @@ def filter_cursor(relation: Relation, cursor: Cursor, name: str) -> Relation:
             f"{cursor.column!r} of type {relation.schema.field(index).type}: {exc}"
         ) from None
     compare = pc.greater_equal if cursor.inclusive else pc.greater
+    upper = None
+    if cursor.upper is not None:
+        upper = _cursor_scalar(cursor.upper, relation.schema.field(index).type)
 
     def open_() -> Iterator[pa.RecordBatch]:
         for batch in relation:
-            kept = batch.filter(compare(batch.column(index), bound))
+            mask = compare(batch.column(index), bound)
+            if upper is not None:
+                mask = pc.and_(mask, pc.less(batch.column(index), upper))
+            kept = batch.filter(mask)
             if kept.num_rows:
                 yield kept
 
@@ -224,6 +240,8 @@ def execute(
     stored_states: Mapping[str, Mapping[str, Any] | None] | None = None,
     run_id: str | None = None,
     log=None,
+    window: tuple[Any, Any] | None = None,
+    source_files: Mapping[str, str] | None = None,
 ) -> Iterator[TargetLoaded | SourceExtracted]:
     """Run one job: yields a TargetLoaded per committed target, then a SourceExtracted per
     source (only after every target committed, so cursors never run ahead of the data).
@@ -235,12 +253,24 @@ def execute(
         stored_states: source name -> the connector state kept from the last committed run.
         run_id: the Dagster run id (names appended part files).
         log: a logger-like object with ``info``.
+        window: (start, end) of a partition run: each source reads rows with
+            ``start <= incremental_column < end`` (no stored cursor) and each target replaces
+            that window; cursors are not advanced.
+        source_files: source name -> the one file to read instead of its ``file_path``
+            (a new-file sensor's run).
     """
     from nexus_dagster.transforms.engine import apply_transformations
 
     job = spec.job
     stored_cursors = stored_cursors or {}
     stored_states = stored_states or {}
+    if window is None and not source_files:
+        from nexus_dagster import pushdown
+
+        fast = pushdown.plan(spec, connections, stored_cursors, log)
+        if fast is not None:  # one database-to-database COPY pipe; same events
+            yield from fast.run(run_id=run_id)
+            return
     opened: list[Connector] = []
     spool_dir: Path | None = None
     try:
@@ -249,10 +279,13 @@ def execute(
             connector = make_connector(source, spec, connections)
             opened.append(connector)
             cursor = start_cursor(source, stored_cursors.get(source.name))
+            if window is not None and source.incremental_column:
+                cursor = Cursor(source.incremental_column, window[0], True, upper=window[1])
             request = ReadRequest(
                 table=source.table,
                 query=source.query,
-                path=_path(spec, source.file_path),
+                path=_path(spec, (source_files or {}).get(source.name) or source.file_path,
+                           source.source_type.value, connector),
                 file_format=source.file_format,
                 options=source.options,
                 batch_size=source.batch_size,
@@ -264,7 +297,8 @@ def execute(
                 if cursor:
                     op = ">=" if cursor.inclusive else ">"
                     where = f" where {cursor.column} {op} {cursor.value}"
-                what = source.table or request.path or "query"
+                what = source.table or request.path or (source.api_endpoint and "records")
+                what = what or "query"
                 log.info(secrets.mask(
                     f"extract {source.name}: {what} from {connector.describe()}{where}"
                 ))
@@ -297,13 +331,14 @@ def execute(
                                       f"{what} in {connector.describe()}"))
             request = WriteRequest(
                 table=target.table,
-                path=_path(spec, target.file_path),
+                path=_path(spec, target.file_path, target.target_type.value, connector),
                 file_format=target.file_format,
                 write_mode=target.write_mode.value,
                 key_columns=tuple(target.key_columns),
                 options=target.options,
                 batch_size=target.batch_size,
                 run_id=run_id,
+                replace_range=_replace_range(job, window),
             )
             loaded = connector.write(result, request)
             yield TargetLoaded(
@@ -312,6 +347,7 @@ def execute(
                 schema=result.schema,
                 rows_extracted=sum(c.rows for _, _, c in sources.values()),
                 rows_transformed=out.rows,
+                source_schemas={n: rel.schema for n, (_, rel, _) in sources.items()},
             )
 
         # every target committed: sources may now let go of what they read
@@ -323,7 +359,8 @@ def execute(
                 rows=counter.rows,
                 schema=relation.schema,
                 cursor_before=stored_cursors.get(source.name),
-                cursor_after=_next_cursor(source, counter, stored_cursors.get(source.name)),
+                cursor_after=None if window is not None
+                else _next_cursor(source, counter, stored_cursors.get(source.name)),
                 state=relation.stats.get("state"),
             )
     finally:
@@ -335,6 +372,14 @@ def execute(
                     log.warning(secrets.mask(f"closing {connector.describe()} failed: {exc}"))
         if spool_dir:
             shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def _replace_range(job, window: tuple[Any, Any] | None) -> tuple[str, Any, Any] | None:
+    """(column, start, end) the targets replace in a partition run (the sources' column)."""
+    if window is None:
+        return None
+    column = next((s.incremental_column for s in job.sources if s.incremental_column), None)
+    return (column, window[0], window[1]) if column else None
 
 
 def _next_cursor(

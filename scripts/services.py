@@ -471,7 +471,531 @@ class MariaDB(Service):
         self.client("; ".join(stmts) + "; FLUSH PRIVILEGES;")
 
 
+# --------------------------------------------------------------------------------------------
+# object storage and remote file servers (S3, Azure Blob, GCS, SFTP, FTP)
+
+VENV_BIN = REPO_ROOT / ".venv" / "bin"
+CACHE_DIR = Path(os.environ.get("NEXUS_SERVICES_CACHE", Path.home() / ".cache" / "nexus-services"))
+STORAGE_PORTS = {"s3": 55910, "azurite": 55911, "gcs": 55912, "sftp": 55913, "ftp": 55914}
+STORAGE_USER = "nexus"
+STORAGE_PASSWORD = "nexus_storage_pw"
+SFTP_USER = "nexussftp"
+AZURITE_KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+               "KBHBeksoGMGw==")  # Azurite's documented development key for devstoreaccount1
+
+
+def tcp_answers(port: int) -> bool:
+    import socket
+
+    with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=1):
+        return True
+    return False
+
+
+def venv_tool(name: str, requirement: str) -> Path:
+    """A console script of the project venv, installed with uv when missing."""
+    tool = VENV_BIN / name
+    if not tool.exists():
+        log(f"installing {requirement} into .venv ...")
+        run(["uv", "pip", "install", "-q", "-p", str(REPO_ROOT / ".venv"), requirement],
+            timeout=600)
+    return tool
+
+
+class ProcessService(Service):
+    """A server run as one background process, its pid in ``<dir>/pid``."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(STATE_DIR)  # runs as root: no need for data_root()'s fallback
+        self.port = STORAGE_PORTS[self.name]
+
+    def command(self) -> list[str]: ...
+
+    def install(self) -> None:
+        return None
+
+    def process_env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def logfile(self) -> Path:
+        return self.dir / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        return read_pid(self.dir / "pid")
+
+    def answers(self) -> bool:
+        return tcp_answers(self.port)
+
+    def setup_user(self) -> None:
+        return None
+
+    def launch(self) -> None:
+        self.install()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        logfh = open(self.logfile(), "ab")  # noqa: SIM115 - handed to the server
+        try:
+            proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=logfh, stderr=logfh,
+                cwd=self.dir, env=self.process_env(), start_new_session=True,
+            )
+        finally:
+            logfh.close()
+        (self.dir / "pid").write_text(f"{proc.pid}\n")
+
+
+class MotoS3(ProcessService):
+    """moto's S3 server; IAM authentication is switched on once the test user exists."""
+
+    name = "s3"
+    process_hint = "moto_server"
+
+    def command(self) -> list[str]:
+        return [str(venv_tool("moto_server", "moto[server]>=5")), "-H", HOST, "-p",
+                str(self.port)]
+
+    def setup_user(self) -> None:
+        creds = self.dir / "creds"
+        script = f"""
+import json, pathlib, urllib.request, boto3, botocore.exceptions
+url = "http://{HOST}:{self.port}"
+path = pathlib.Path({str(creds)!r})
+def works(key, secret):
+    s3 = boto3.client("s3", endpoint_url=url, aws_access_key_id=key,
+                      aws_secret_access_key=secret, region_name="us-east-1")
+    try:
+        s3.list_buckets(); return True
+    except botocore.exceptions.ClientError:
+        return False
+if path.exists() and works(*path.read_text().split()) and not works("AKIANOPE", "nope"):
+    raise SystemExit(0)  # the user exists and authentication is on
+def auth(count):
+    urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset-auth",
+                           data=count.encode(), method="POST",
+                           headers={{"Content-Type": "text/plain"}})).read()
+auth("inf")
+iam = boto3.client("iam", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x",
+                   region_name="us-east-1")
+try:
+    iam.create_user(UserName="{STORAGE_USER}")
+except iam.exceptions.EntityAlreadyExistsException:
+    pass
+policy = {{"Version": "2012-10-17",
+          "Statement": [{{"Effect": "Allow", "Action": "*", "Resource": "*"}}]}}
+iam.put_user_policy(UserName="{STORAGE_USER}", PolicyName="all",
+                    PolicyDocument=json.dumps(policy))
+key = iam.create_access_key(UserName="{STORAGE_USER}")["AccessKey"]
+path.write_text(key["AccessKeyId"] + " " + key["SecretAccessKey"] + "\\n")
+auth("0")
+"""
+        run([str(VENV_BIN / "python"), "-c", script], timeout=60)
+
+    def env(self) -> dict[str, str]:
+        try:
+            key, secret = (self.dir / "creds").read_text().split()
+        except (OSError, ValueError):
+            return {}
+        return {"NEXUS_TEST_S3_ENDPOINT": f"http://{HOST}:{self.port}",
+                "NEXUS_TEST_S3_ACCESS_KEY": key, "NEXUS_TEST_S3_SECRET_KEY": secret}
+
+
+class Azurite(ProcessService):
+    """Azurite's Blob service from npm, cached under ~/.cache/nexus-services/azurite."""
+
+    name = "azurite"
+    process_hint = "azurite-blob"
+
+    def install(self) -> None:
+        folder = CACHE_DIR / "azurite"
+        if not (folder / "node_modules" / ".bin" / "azurite-blob").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            log("installing azurite from npm ...")
+            run(["npm", "install", "--prefix", str(folder), "--no-audit", "--no-fund",
+                 "azurite@3"], timeout=900)
+
+    def command(self) -> list[str]:
+        return [str(CACHE_DIR / "azurite" / "node_modules" / ".bin" / "azurite-blob"),
+                "--blobHost", HOST, "--blobPort", str(self.port), "--location",
+                str(self.dir / "data"), "--skipApiVersionCheck", "--loose",
+                "--disableTelemetry"]
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_AZURE_ACCOUNT_URL": f"http://{HOST}:{self.port}/devstoreaccount1",
+                "NEXUS_TEST_AZURE_ACCOUNT_NAME": "devstoreaccount1",
+                "NEXUS_TEST_AZURE_ACCOUNT_KEY": AZURITE_KEY}
+
+
+class GcsEmulator(ProcessService):
+    """gcp-storage-emulator (in memory)."""
+
+    name = "gcs"
+    process_hint = "gcp-storage-emulator"
+
+    def command(self) -> list[str]:
+        tool = venv_tool("gcp-storage-emulator", "gcp-storage-emulator>=2024.8")
+        return [str(tool), "start", "--host", HOST, "--port", str(self.port), "--in-memory"]
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_GCS_ENDPOINT": f"http://{HOST}:{self.port}"}
+
+
+class SftpServer(ProcessService):
+    """Debian's OpenSSH sshd with its own config, host key and a password+key test user."""
+
+    name = "sftp"
+    process_hint = "sshd"
+
+    @property
+    def home(self) -> Path:
+        return self.dir / "home"
+
+    def install(self) -> None:
+        if not Path("/usr/sbin/sshd").exists():
+            log("installing openssh-server ...")
+            cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server"]
+            if run(cmd, env=APT_ENV, check=False, timeout=1200).returncode != 0:
+                run(["apt-get", "update", "-q"], env=APT_ENV, timeout=600)
+                run(cmd, env=APT_ENV, timeout=1200)
+        Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        for key in ("host_key", "client_key"):
+            if not (self.dir / key).exists():
+                run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.dir / key)])
+        if run(["id", SFTP_USER], check=False).returncode != 0:
+            run(["useradd", "--no-create-home", "--home-dir", str(self.home), "--shell",
+                 "/bin/sh", SFTP_USER])
+        run(["chpasswd"], input_text=f"{SFTP_USER}:{STORAGE_PASSWORD}\n")
+        self.home.mkdir(exist_ok=True)
+        shutil.chown(self.home, SFTP_USER, SFTP_USER)
+        (self.dir / "authorized_keys").write_text((self.dir / "client_key.pub").read_text())
+        host_pub = (self.dir / "host_key.pub").read_text().split()
+        (self.dir / "known_hosts").write_text(
+            f"[{HOST}]:{self.port} {host_pub[0]} {host_pub[1]}\n")
+        (self.dir / "sshd_config").write_text(
+            f"ListenAddress {HOST}\nPort {self.port}\nHostKey {self.dir / 'host_key'}\n"
+            f"PidFile {self.dir / 'pid'}\nAuthorizedKeysFile {self.dir / 'authorized_keys'}\n"
+            "UsePAM no\nPasswordAuthentication yes\nKbdInteractiveAuthentication no\n"
+            "PubkeyAuthentication yes\nPermitRootLogin no\nStrictModes no\n"
+            f"AllowUsers {SFTP_USER}\nSubsystem sftp internal-sftp\n"
+        )
+
+    def command(self) -> list[str]:
+        return ["/usr/sbin/sshd", "-D", "-f", str(self.dir / "sshd_config"),
+                "-E", str(self.logfile())]
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_SFTP_PORT": str(self.port), "NEXUS_TEST_SFTP_USER": SFTP_USER,
+                "NEXUS_TEST_SFTP_PASSWORD": STORAGE_PASSWORD,
+                "NEXUS_TEST_SFTP_KEY": str(self.dir / "client_key"),
+                "NEXUS_TEST_SFTP_KNOWN_HOSTS": str(self.dir / "known_hosts"),
+                "NEXUS_TEST_SFTP_HOME": str(self.home)}
+
+
+class FtpServer(ProcessService):
+    """pyftpdlib with one user (write access) rooted in ``<dir>/root``."""
+
+    name = "ftp"
+    process_hint = "pyftpdlib"
+
+    def command(self) -> list[str]:
+        if run([str(VENV_BIN / "python"), "-c", "import pyftpdlib"], check=False).returncode:
+            run(["uv", "pip", "install", "-q", "-p", str(REPO_ROOT / ".venv"), "pyftpdlib"])
+        (self.dir / "root").mkdir(parents=True, exist_ok=True)
+        return [str(VENV_BIN / "python"), "-m", "pyftpdlib", "-i", HOST, "-p", str(self.port),
+                "-w", "-d", str(self.dir / "root"), "-u", STORAGE_USER, "-P", STORAGE_PASSWORD]
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_FTP_PORT": str(self.port), "NEXUS_TEST_FTP_USER": STORAGE_USER,
+                "NEXUS_TEST_FTP_PASSWORD": STORAGE_PASSWORD}
+
+
+STORAGE_SERVICES = {"s3": MotoS3, "azurite": Azurite, "gcs": GcsEmulator, "sftp": SftpServer,
+                    "ftp": FtpServer}
+
+
+# --------------------------------------------------------------------------------------------
+# streams and key-value stores (Redis, Kafka)
+
+REDIS_PORT = int(os.environ.get("NEXUS_REDIS_PORT", "56379"))
+REDIS_PASSWORD = "nexus_redis_pw"
+KAFKA_PORT = int(os.environ.get("NEXUS_KAFKA_PORT", "59092"))  # controller: KAFKA_PORT + 1
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.24.3"
+
+
+def apt_install(binary: str, package: str) -> None:
+    """``apt-get install package`` when ``binary`` is not on PATH (update and retry once)."""
+    if shutil.which(binary):
+        return
+    log(f"installing {package} ...")
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", package]
+    if run(cmd, env=APT_ENV, check=False, timeout=1200).returncode != 0:
+        run(["apt-get", "update", "-q"], env=APT_ENV, timeout=600)
+        run(cmd, env=APT_ENV, timeout=1200)
+
+
+class RedisServer(ProcessService):
+    """Debian's redis-server in the foreground: loopback only, password, no persistence."""
+
+    name = "redis"
+    process_hint = "redis-server"
+
+    def __init__(self, root: Path) -> None:
+        Service.__init__(self, STATE_DIR)
+        self.port = REDIS_PORT
+
+    def install(self) -> None:
+        apt_install("redis-server", "redis-server")
+
+    def command(self) -> list[str]:
+        return ["redis-server", "--bind", HOST, "--port", str(self.port), "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir), "--requirepass", REDIS_PASSWORD,
+                "--logfile", str(self.logfile())]
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_REDIS_PORT": str(self.port),
+                "NEXUS_TEST_REDIS_PASSWORD": REDIS_PASSWORD}
+
+
+class KafkaServer(ProcessService):
+    """Apache Kafka (KRaft, one broker+controller node) from Maven Central jars.
+
+    The jars are fetched once with Maven into ~/.cache/nexus-services/kafka/libs; the log dir
+    is formatted once per state dir (``.services/kafka/data``) and reused by later starts.
+    """
+
+    name = "kafka"
+    process_hint = "kafka.Kafka"
+
+    def __init__(self, root: Path) -> None:
+        Service.__init__(self, STATE_DIR)
+        self.port = KAFKA_PORT
+        self.libs = CACHE_DIR / "kafka" / f"libs-{KAFKA_VERSION}"
+
+    def install(self) -> None:
+        apt_install("java", "default-jre-headless")
+        if not (self.libs / ".complete").exists():
+            apt_install("mvn", "maven")
+            folder = self.libs.parent
+            folder.mkdir(parents=True, exist_ok=True)
+            deps = "".join(
+                f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+                f"<version>{v}</version></dependency>"
+                for g, a, v in (("org.apache.kafka", "kafka_2.13", KAFKA_VERSION),
+                                ("org.apache.logging.log4j", "log4j-core", LOG4J_VERSION),
+                                ("org.apache.logging.log4j", "log4j-slf4j-impl", LOG4J_VERSION))
+            )
+            (folder / "pom.xml").write_text(
+                '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0'
+                "</modelVersion><groupId>nexus.services</groupId><artifactId>kafka-server"
+                "</artifactId><version>1</version><packaging>pom</packaging>"
+                f"<dependencies>{deps}</dependencies></project>\n"
+            )
+            log(f"fetching Kafka {KAFKA_VERSION} jars from Maven Central ...")
+            shutil.rmtree(self.libs, ignore_errors=True)
+            run(["mvn", "-q", "-B", "-f", str(folder / "pom.xml"),
+                 "dependency:copy-dependencies", "-DincludeScope=runtime",
+                 f"-DoutputDirectory={self.libs}"], timeout=900)
+            (self.libs / ".complete").write_text(KAFKA_VERSION + "\n")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        data = self.dir / "data"
+        (self.dir / "server.properties").write_text("\n".join([
+            "process.roles=broker,controller", "node.id=1",
+            f"controller.quorum.bootstrap.servers={HOST}:{self.port + 1}",
+            f"listeners=PLAINTEXT://{HOST}:{self.port},CONTROLLER://{HOST}:{self.port + 1}",
+            f"advertised.listeners=PLAINTEXT://{HOST}:{self.port},"
+            f"CONTROLLER://{HOST}:{self.port + 1}",
+            "inter.broker.listener.name=PLAINTEXT", "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data}", "num.partitions=1", "auto.create.topics.enable=true",
+            "offsets.topic.replication.factor=1", "offsets.topic.num.partitions=1",
+            "transaction.state.log.replication.factor=1", "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=1",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1", "group.initial.rebalance.delay.ms=0",
+        ]) + "\n")
+        (self.dir / "log4j2.properties").write_text(
+            "status = error\nappender.file.type = File\nappender.file.name = file\n"
+            f"appender.file.fileName = {self.logfile()}\nappender.file.layout.type = "
+            "PatternLayout\nappender.file.layout.pattern = [%d] %p %m (%c)%n\n"
+            "rootLogger.level = WARN\nrootLogger.appenderRef.file.ref = file\n"
+        )
+        if not (data / "meta.properties").exists():
+            import base64
+            import uuid
+
+            shutil.rmtree(data, ignore_errors=True)
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            run(["java", *self.jvm_flags(), "-cp", f"{self.libs}/*", "kafka.tools.StorageTool",
+                 "format", "--standalone", "-t", cluster_id, "-c",
+                 str(self.dir / "server.properties"), "--ignore-formatted"], timeout=120)
+
+    def jvm_flags(self) -> list[str]:
+        return ["-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                f"-Dlog4j2.configurationFile={self.dir / 'log4j2.properties'}"]
+
+    def command(self) -> list[str]:
+        return ["java", *self.jvm_flags(), "-cp", f"{self.libs}/*", "kafka.Kafka",
+                str(self.dir / "server.properties")]
+
+    def answers(self) -> bool:
+        # the broker listener opens once the node has joined its own quorum and can serve
+        return tcp_answers(self.port) and tcp_answers(self.port + 1)
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_KAFKA_BOOTSTRAP": f"{HOST}:{self.port}"}
+
+
+STREAM_SERVICES = {"redis": RedisServer, "kafka": KafkaServer}
+
+
+# --------------------------------------------------------------------------------------------
+# document and search stores (MongoDB wire protocol via FerretDB, OpenSearch)
+
+FERRETDB_PORT = int(os.environ.get("NEXUS_FERRETDB_PORT", "57017"))
+FERRETDB_VERSION = "v1.24.2"
+OPENSEARCH_PORT = int(os.environ.get("NEXUS_OPENSEARCH_PORT", "59200"))  # transport: +100
+OPENSEARCH_VERSION = "2.19.6"
+OPENSEARCH_LOG4J = "2.25.4"  # the log4j-api version opensearch 2.19.6 resolves to
+
+
+class FerretDB(ProcessService):
+    """FerretDB v1 (MongoDB wire protocol, SQLite backend), built once from the Go module proxy.
+
+    ``go install`` of the module gives a binary that panics (no ``build/version/version.txt`` in
+    the module zip), so the source is copied from ``go mod download``, the file written, and
+    ``go build ./cmd/ferretdb`` run; the binary is cached under ~/.cache/nexus-services/ferretdb.
+    """
+
+    name = "ferretdb"
+    process_hint = "ferretdb"
+
+    def __init__(self, root: Path) -> None:
+        Service.__init__(self, STATE_DIR)
+        self.port = FERRETDB_PORT
+        self.binary = CACHE_DIR / "ferretdb" / f"ferretdb-{FERRETDB_VERSION}"
+
+    def install(self) -> None:
+        if not self.binary.exists():
+            go = shutil.which("go") or "/usr/local/go/bin/go"
+            folder = CACHE_DIR / "ferretdb"
+            folder.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "GOPATH": str(folder / "gopath"), "GOFLAGS": "-modcacherw",
+                   "GOCACHE": str(folder / "gocache"), "CGO_ENABLED": "0"}
+            log(f"building FerretDB {FERRETDB_VERSION} from the Go module proxy (~2 min) ...")
+            module = run([go, "mod", "download", "-json",
+                          f"github.com/FerretDB/FerretDB@{FERRETDB_VERSION}"],
+                         env=env, timeout=600).stdout
+            import json
+
+            src = folder / "src"
+            shutil.rmtree(src, ignore_errors=True)
+            shutil.copytree(json.loads(module)["Dir"], src)
+            for path in src.rglob("*"):
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+            (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
+            tmp = self.binary.with_suffix(".tmp")
+            proc = subprocess.run([go, "build", "-o", str(tmp), "./cmd/ferretdb"], cwd=src,
+                                  env=env, text=True, capture_output=True, timeout=1800)
+            if proc.returncode != 0:
+                raise ServiceError(f"ferretdb: go build failed:\n{proc.stderr[-3000:]}")
+            tmp.replace(self.binary)
+            shutil.rmtree(src, ignore_errors=True)
+        for sub in ("data", "state"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        return [str(self.binary), "--handler=sqlite", f"--sqlite-url=file:{self.dir / 'data'}/",
+                f"--listen-addr={HOST}:{self.port}", f"--state-dir={self.dir / 'state'}",
+                "--debug-addr=-", "--telemetry=disable", "--log-level=warn"]
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_MONGODB_URI": f"mongodb://{HOST}:{self.port}/?directConnection=true"}
+
+
+class OpenSearchNode(ProcessService):
+    """One embedded OpenSearch node from Maven Central jars (Java 17).
+
+    The jars are fetched once with Maven and ``scripts/opensearch/NexusOpenSearchNode.java`` (a
+    ``Node`` subclass with the Netty4 transport plugin) is compiled with javac into the cache.
+    """
+
+    name = "opensearch"
+    process_hint = "NexusOpenSearchNode"
+
+    def __init__(self, root: Path) -> None:
+        Service.__init__(self, STATE_DIR)
+        self.port = OPENSEARCH_PORT
+        self.folder = CACHE_DIR / "opensearch" / OPENSEARCH_VERSION
+        source = REPO_ROOT / "scripts" / "opensearch" / "NexusOpenSearchNode.java"
+        self.source = source
+        digest = hashlib.sha1(source.read_bytes()).hexdigest()[:10] if source.exists() else "x"
+        self.classes = self.folder / f"classes-{digest}"
+
+    def install(self) -> None:
+        apt_install("javac", "default-jdk-headless")
+        libs = self.folder / "libs"
+        if not (libs / ".complete").exists():
+            apt_install("mvn", "maven")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            deps = "".join(
+                f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+                f"<version>{v}</version></dependency>"
+                for g, a, v in (("org.opensearch", "opensearch", OPENSEARCH_VERSION),
+                                ("org.opensearch.plugin", "transport-netty4-client",
+                                 OPENSEARCH_VERSION),
+                                ("org.apache.logging.log4j", "log4j-core", OPENSEARCH_LOG4J))
+            )
+            (self.folder / "pom.xml").write_text(
+                '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0'
+                "</modelVersion><groupId>nexus.services</groupId><artifactId>opensearch-node"
+                "</artifactId><version>1</version><packaging>pom</packaging>"
+                f"<dependencies>{deps}</dependencies></project>\n"
+            )
+            log(f"fetching OpenSearch {OPENSEARCH_VERSION} jars from Maven Central ...")
+            shutil.rmtree(libs, ignore_errors=True)
+            run(["mvn", "-q", "-B", "-f", str(self.folder / "pom.xml"),
+                 "dependency:copy-dependencies", "-DincludeScope=runtime",
+                 f"-DoutputDirectory={libs}"], timeout=900)
+            (libs / ".complete").write_text(OPENSEARCH_VERSION + "\n")
+        if not (self.classes / "NexusOpenSearchNode.class").exists():
+            tmp = self.classes.with_suffix(".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            run(["javac", "-d", str(tmp), "-cp", f"{libs}/*", str(self.source)], timeout=300)
+            tmp.replace(self.classes)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def command(self) -> list[str]:
+        return ["java", "-Xms512m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                "-Dopensearch.set.netty.runtime.available.processors=false",
+                "-cp", f"{self.folder / 'libs'}/*:{self.classes}", "NexusOpenSearchNode",
+                str(self.dir / "home"), str(self.port), str(self.port + 100)]
+
+    def answers(self) -> bool:
+        import json
+        import urllib.request
+
+        url = f"http://{HOST}:{self.port}/_cluster/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response).get("status") in ("green", "yellow")
+        except (OSError, ValueError):
+            return False
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_OPENSEARCH_URL": f"http://{HOST}:{self.port}"}
+
+
+NOSQL_SERVICES = {"ferretdb": FerretDB, "opensearch": OpenSearchNode}
+
+
 SERVICES = {"postgres": Postgres, "mariadb": MariaDB}
+SERVICES.update(STORAGE_SERVICES)
+SERVICES.update(STREAM_SERVICES)
+SERVICES.update(NOSQL_SERVICES)
 
 
 def write_env() -> None:
@@ -480,6 +1004,9 @@ def write_env() -> None:
         f"export NEXUS_TEST_PG_URL='{PG_URL}'",
         f"export NEXUS_TEST_MARIADB_URL='{MARIADB_URL}'",
     ]
+    for storage in (*STORAGE_SERVICES.values(), *STREAM_SERVICES.values(),
+                    *NOSQL_SERVICES.values()):
+        lines += [f"export {k}='{v}'" for k, v in storage(STATE_DIR).env().items()]
     tmp = ENV_FILE.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(ENV_FILE)

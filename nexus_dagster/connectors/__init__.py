@@ -16,6 +16,17 @@ from nexus_dagster.errors import UnsupportedError
 CONNECTOR_MAP: dict[str, str] = {
     "database": "nexus_dagster.connectors.database:DatabaseConnector",
     "file": "nexus_dagster.connectors.file:FileConnector",
+    "mongodb": "nexus_dagster.connectors.mongodb:MongoDBConnector",
+    "elasticsearch": "nexus_dagster.connectors.search:SearchConnector",
+    "opensearch": "nexus_dagster.connectors.search:OpenSearchConnector",
+    "api": "nexus_dagster.connectors.api:ApiConnector",
+    "s3": "nexus_dagster.connectors.s3:S3Connector",
+    "azure_blob": "nexus_dagster.connectors.azure_blob:AzureBlobConnector",
+    "gcs": "nexus_dagster.connectors.gcs:GCSConnector",
+    "sftp": "nexus_dagster.connectors.sftp:SFTPConnector",
+    "ftp": "nexus_dagster.connectors.ftp:FTPConnector",
+    "kafka": "nexus_dagster.connectors.kafka:KafkaConnector",
+    "redis": "nexus_dagster.connectors.redis:RedisConnector",
 }
 
 

@@ -26,6 +26,8 @@ class Cursor:
     column: str
     value: Any
     inclusive: bool = False
+    #: exclusive upper bound (rows < upper), for partition windows; None = unbounded
+    upper: Any = None
 
 
 @dataclass
@@ -65,6 +67,9 @@ class WriteRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 50_000
     run_id: str | None = None
+    #: (column, start, end): replace the rows with start <= column < end by the data, in one
+    #: transaction (a partition run); only for connectors with ``supports_replace_range``
+    replace_range: tuple[str, Any, Any] | None = None
 
 
 @dataclass
@@ -88,6 +93,8 @@ class Connector(ABC):
     kinds: ClassVar[tuple[str, ...]] = ()
     #: True when read() filters by ReadRequest.cursor itself; otherwise the runner filters
     supports_incremental: ClassVar[bool] = False
+    #: True when write() honours WriteRequest.replace_range (partitioned jobs need it)
+    supports_replace_range: ClassVar[bool] = False
     write_modes: ClassVar[frozenset[str]] = frozenset()
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = False
@@ -117,6 +124,15 @@ class Connector(ABC):
     def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
         """Load the relation. On failure the target is left exactly as it was."""
         raise NotImplementedError(f"{type(self).__name__} cannot be used as a target")
+
+    @classmethod
+    def spec_problems(
+        cls, role: str, table: str | None, options: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> list[tuple[str, str, str]]:
+        """Problems of a spec endpoint this connector would serve, found at load time:
+        ``(field, message, fix)`` each, ``field`` relative to the endpoint (``options``).
+        ``role`` is "source" or "target"; ``params`` are not resolved yet (``${ENV}``)."""
+        return []
 
     def acknowledge(self, relation: Relation) -> None:
         """Called once every target committed the data this source read through ``relation``

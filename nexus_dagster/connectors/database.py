@@ -24,6 +24,7 @@ from sqlalchemy.pool import NullPool, StaticPool
 
 from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
 from nexus_dagster.connectors.sql import load
+from nexus_dagster.connectors.sql.fast_read import fast_reader
 from nexus_dagster.connectors.sql.session import (
     compile_statement,
     describe_exception,
@@ -76,6 +77,7 @@ class DatabaseConnector(Connector):
 
     kinds: ClassVar[tuple[str, ...]] = ("database",)
     supports_incremental: ClassVar[bool] = True
+    supports_replace_range: ClassVar[bool] = True
     write_modes: ClassVar[frozenset[str]] = frozenset({"append", "overwrite", "upsert"})
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("table", "query"),)
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("table",),)
@@ -208,14 +210,11 @@ class DatabaseConnector(Connector):
         if track is not None:
             stats["cursor_column"] = track
         track_index = names.index(track) if track is not None else None
-        raw = self.backend in ("postgresql", "mysql")
         base_schema = pa.schema([pa.field(c.name, c.arrow) for c in columns])
 
         def open_batches() -> Iterator[pa.RecordBatch]:
-            fetch = self._fetch_raw if raw else self._fetch_sa
             with self._errors("reading", request.table or "(query)"):
-                for rows in fetch(statement, batch_size):
-                    batch = rows_to_batch(rows, columns, base_schema)
+                for batch in self._batches(statement, columns, base_schema, batch_size):
                     if zone:
                         batch = assume_timezone(batch, zone)
                     stats["rows_read"] = int(stats["rows_read"]) + batch.num_rows  # type: ignore[arg-type]
@@ -317,8 +316,37 @@ class DatabaseConnector(Connector):
                 type_=types.get(info.name),
             )
             column = source.c[cursor.column]
+            upper = None
+            if cursor.upper is not None:
+                upper = sa.bindparam(
+                    "nexus_cursor_upper",
+                    coerce_cursor_value(cursor.upper, info.arrow),
+                    type_=types.get(info.name),
+                )
+            if self.backend == "sqlite" and (
+                pa.types.is_timestamp(info.arrow) or pa.types.is_date(info.arrow)
+            ):
+                # SQLite keeps times as text in whatever format was written ("10:00:00",
+                # "10:00:00.000000", "T10:00:00+00:00"); compare them as instants, not text.
+                column, value = sa.func.julianday(column), sa.func.julianday(value)
+                upper = sa.func.julianday(upper) if upper is not None else None
             statement = statement.where(column >= value if cursor.inclusive else column > value)
+            if upper is not None:
+                statement = statement.where(column < upper)
         return statement
+
+    def _batches(
+        self, statement: sa.Select[Any], columns: Sequence[ColumnInfo], schema: pa.Schema,
+        batch_size: int,
+    ) -> Iterator[pa.RecordBatch]:  # fmt: skip
+        """Arrow batches of the statement: COPY (PostgreSQL), bulk text (MySQL), or rows."""
+        fast = fast_reader(self, statement, columns)
+        if fast is not None:
+            yield from fast(statement, schema, batch_size)
+            return
+        fetch = self._fetch_raw if self.backend in ("postgresql", "mysql") else self._fetch_sa
+        for rows in fetch(statement, batch_size):
+            yield rows_to_batch(rows, columns, schema)
 
     def _fetch_raw(self, statement: sa.Select[Any], batch_size: int) -> Iterator[Sequence[Any]]:
         """PostgreSQL named cursor / MySQL SSCursor: rows stream, ``batch_size`` at a time."""
@@ -399,19 +427,47 @@ class DatabaseConnector(Connector):
             with self._errors("loading into", table_label, LoadError):
                 created = self._ensure_table(relation.schema, schema, name, mode, keys)
                 with self.engine.begin() as connection:
+                    replaced = self._delete_range(connection, relation.schema, schema, name,
+                                                  request.replace_range)
                     result = self._load(connection, relation, schema, name, mode, keys)
         except BaseException:
             if created:
                 self._drop_quietly(schema, name)
             raise
-        rows, inserted, updated = result
+        rows, inserted, updated, *unchanged = result
         return LoadResult(
             rows_loaded=rows,
             location=f"{self.describe()} {table_label}",
             rows_inserted=inserted,
             rows_updated=updated,
-            extra={"write_mode": mode, "created_table": created},
+            extra={"write_mode": mode, "created_table": created}
+            | ({"rows_replaced": replaced} if replaced is not None else {})
+            | ({"rows_unchanged": unchanged[0]} if unchanged else {}),
         )
+
+    def _delete_range(
+        self, connection: sa.Connection, data: pa.Schema, schema: str | None, name: str,
+        window: tuple[str, Any, Any] | None,
+    ) -> int | None:  # fmt: skip
+        """DELETE the rows with ``start <= column < end`` (a partition), inside the load's
+        transaction; returns how many were deleted, None without a window."""
+        if window is None:
+            return None
+        column, start, end = window
+        index = data.get_field_index(column)
+        target = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+        if index < 0 or column not in target.c:
+            raise LoadError(
+                f"partition column {column!r} must be in the data and in table {name!r} "
+                f"({self.describe()})"
+            )
+        arrow = data.field(index).type
+        col = target.c[column]
+        result = connection.execute(sa.delete(target).where(
+            col >= sa.bindparam("nexus_lo", coerce_cursor_value(start, arrow), type_=col.type),
+            col < sa.bindparam("nexus_hi", coerce_cursor_value(end, arrow), type_=col.type),
+        ))
+        return int(result.rowcount or 0)
 
     def _ensure_table(
         self, schema_arrow: pa.Schema, schema: str | None, name: str, mode: str,
@@ -475,8 +531,20 @@ class DatabaseConnector(Connector):
             .select_from(staging)
             .join(target, sa.and_(*[staging.c[k] == target.c[k] for k in keys]))
         ).scalar_one()
+        others = [c for c in columns if c not in keys]
+
+        def exact(column: Any) -> Any:  # MySQL collations compare 'b' = 'B': compare bytes
+            return sa.cast(column, mysql_dialect.BINARY()) if self.backend == "mysql" else column
+
+        same = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(staging)
+            .join(target, sa.and_(*[staging.c[k] == target.c[k] for k in keys],
+                                  *[exact(staging.c[c]).is_not_distinct_from(exact(target.c[c]))
+                                    for c in others]))
+        ).scalar_one() if others else matched
         connection.execute(self._merge(target, staging, columns, keys))
-        return rows, rows - int(matched), int(matched)
+        return rows, rows - int(matched), int(matched) - int(same), int(same)  # type: ignore[return-value]
 
     def _check_unique_key(
         self, connection: sa.Connection, schema: str | None, name: str, keys: tuple[str, ...],

@@ -269,11 +269,20 @@ def problems_from_validation(
 ) -> list[SpecProblem]:
     """Turn a pydantic error into one SpecProblem per error, with file, line and fix."""
     problems = []
-    for error in exc.errors():
-        loc = _clean_loc(error["loc"])
+    by_field: dict[str, SpecProblem] = {}
+    errors = exc.errors()
+    bad_types = {_clean_loc(e["loc"])[:-1] for e in errors
+                 if _clean_loc(e["loc"])[-1:] == ("transformation_type",)}
+    for error in errors:
+        loc = _union_member_stripped(_clean_loc(error["loc"]), error, _at(spec.data, prefix))
+        if error["type"].startswith("union_tag") and loc[:-1] in bad_types:
+            continue  # the config's kind follows transformation_type: one problem is enough
         full = (*prefix, *loc)
         model = _model_at(root_model, loc, _at(spec.data, prefix))
         message = error["msg"].removeprefix("Value error, ")
+        if _dotted(full) in by_field:  # the members of a union (bool | list[bool]) refused it
+            by_field[_dotted(full)].message += f", or {message[0].lower()}{message[1:]}"
+            continue
         problems.append(
             SpecProblem(
                 message,
@@ -283,7 +292,21 @@ def problems_from_validation(
                 fix=_fix_for(error, loc, model),
             )
         )
+        by_field[_dotted(full)] = problems[-1]
     return problems
+
+
+def _union_member_stripped(loc: tuple[str | int, ...], error: dict, data: Any) -> tuple:
+    """Drop a trailing union member tag (``ascending.bool``) that is not a key of the data."""
+    if not loc or error["type"] == "missing" or not isinstance(loc[-1], str):
+        return loc
+    try:
+        parent = _at(data, loc[:-1])
+    except (KeyError, IndexError, TypeError):
+        return loc
+    if isinstance(parent, dict) and loc[-1] in parent:
+        return loc
+    return loc[:-1] if len(loc) > 1 and not isinstance(parent, dict) else loc
 
 
 def _at(data: Any, path: Path_) -> Any:

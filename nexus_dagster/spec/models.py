@@ -31,6 +31,9 @@ from pydantic import (
     model_validator,
 )
 
+from nexus_dagster.spec.api import ApiSourceFields, ApiTargetFields
+from nexus_dagster.spec.operations import CheckSpec, Notifications, PartitionsSpec, TriggerSpec
+
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
@@ -49,6 +52,7 @@ class SourceType(StrEnum):
     KAFKA = "kafka"
     REDIS = "redis"
     ELASTICSEARCH = "elasticsearch"
+    OPENSEARCH = "opensearch"
     MONGODB = "mongodb"
 
 
@@ -66,6 +70,7 @@ class TargetType(StrEnum):
     KAFKA = "kafka"
     REDIS = "redis"
     ELASTICSEARCH = "elasticsearch"
+    OPENSEARCH = "opensearch"
     MONGODB = "mongodb"
 
 
@@ -287,7 +292,7 @@ class _Endpoint(_Model):
         return self
 
 
-class DataSource(_Endpoint):
+class DataSource(_Endpoint, ApiSourceFields):
     """Where a job reads. ``table`` or ``query`` for databases, ``file_path`` for files.
 
     Example:
@@ -314,7 +319,7 @@ class DataSource(_Endpoint):
         return self
 
 
-class DataTarget(_Endpoint):
+class DataTarget(_Endpoint, ApiTargetFields):
     """Where a job writes, and how (``write_mode`` append | overwrite | upsert).
 
     Example:
@@ -335,6 +340,15 @@ class DataTarget(_Endpoint):
         if self.write_mode == WriteMode.UPSERT and not self.key_columns:
             raise ValueError("write_mode upsert needs key_columns, e.g. key_columns: [id]")
         return self
+
+
+class SensorSpec(_Model):
+    """``sensor: {new_files: true, interval_seconds: 60}``: a run per new or changed file under
+    a file source's ``file_path`` (``source`` names it when the job has several)."""
+
+    new_files: bool = True
+    interval_seconds: int = Field(60, ge=1, le=86_400)
+    source: str | None = None
 
 
 class RetryPolicySpec(_Model):
@@ -364,8 +378,11 @@ class ETLJob(_Model):
     retries: RetryPolicySpec | None = None
     parallel: bool = False
     max_workers: int = Field(4, ge=1, le=256)
-    notifications: dict[str, Any] = Field(default_factory=dict)
-    checks: list[dict[str, Any]] = Field(default_factory=list)
+    notifications: Notifications = Field(default_factory=Notifications)
+    checks: list[CheckSpec] = Field(default_factory=list)
+    partitions: PartitionsSpec | None = None
+    trigger: TriggerSpec | None = None
+    sensor: SensorSpec | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
 

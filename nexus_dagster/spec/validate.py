@@ -12,12 +12,14 @@ from collections.abc import Iterable
 
 from nexus_dagster.connectors import CONNECTOR_MAP, connector_class
 from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
+from nexus_dagster.spec.api import api_problems
 from nexus_dagster.spec.models import (
     DataSource,
     DataTarget,
     JoinConfig,
     TransformationType,
 )
+from nexus_dagster.spec.validate_operations import operations_problems, trigger_problems
 
 CUSTOM_CODE_ENV = "NEXUS_ALLOW_CUSTOM_CODE"
 
@@ -46,6 +48,7 @@ def check_project(project) -> list[SpecProblem]:
             )
         seen[key] = file
         problems += check_job(spec, project.connections)
+        problems += trigger_problems(spec, project)
     return problems
 
 
@@ -119,7 +122,7 @@ def check_job(spec, connections) -> list[SpecProblem]:
             problem(
                 ("timezone",), f"unknown time zone {job.timezone!r}", 'use e.g. "Europe/Berlin"'
             )
-    return problems
+    return problems + operations_problems(spec)
 
 
 _EXPRESSION_FIX = (
@@ -172,6 +175,11 @@ def _check_endpoint(loc, endpoint, connections, problem) -> None:
             f"connection {endpoint.connection!r} is not in connections.yaml",
             f"use one of: {known}, or add it to connections.yaml",
         )
+    known_connection = endpoint.connection is None or endpoint.connection in connections
+    for field, message, fix in api_problems(
+        endpoint, resolve_connection(endpoint, connections) if known_connection else {}
+    ):
+        problem((*loc, field), message, fix)
     try:
         cls = connector_class(kind)
     except UnsupportedError:
@@ -201,3 +209,6 @@ def _check_endpoint(loc, endpoint, connections, problem) -> None:
             f"{kind} targets do not support write_mode {endpoint.write_mode.value!r}",
             f"use one of: {', '.join(sorted(cls.write_modes))}",
         )
+    params = resolve_connection(endpoint, connections) if known_connection else {}
+    for field, message, fix in cls.spec_problems(role, endpoint.table, endpoint.options, params):
+        problem((*loc, *field.split(".")), message, fix)

@@ -33,6 +33,7 @@ Example:
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -287,7 +288,9 @@ def _parse(expression: str) -> tuple[ast.expr, dict[str, str]]:
         )
     text, backticks = _replace_backticks(expression)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # e.g. "invalid decimal literal" for `1and x`
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExpressionError(
             expression,
@@ -479,6 +482,8 @@ class _Compiler:
             return left.is_(None) if isinstance(op, ast.Is) else left.is_not(None)
         if isinstance(op, (ast.Eq, ast.NotEq)) and is_none:
             return left.is_(None) if isinstance(op, ast.Eq) else left.is_not(None)
+        if is_none and not isinstance(op, (ast.In, ast.NotIn)):
+            raise self.fail("None can only be compared with ==, !=, is, is not")
         if isinstance(op, (ast.In, ast.NotIn)):
             if not isinstance(right_node, (ast.List, ast.Tuple, ast.Set)):
                 raise self.fail('\'in\' needs a list of literals, e.g. country in ["DE", "FR"]')
@@ -487,7 +492,10 @@ class _Compiler:
             has_null = len(non_null) != len(values)
             positive = isinstance(op, ast.In)
             if non_null:
-                result = left.in_(non_null) if positive else left.not_in(non_null)
+                # an anonymous bind name: one derived from an odd column name (a newline, a
+                # bracket) breaks SQLAlchemy's rendering of the expanded list
+                values_param = sa.bindparam(None, non_null, expanding=True)
+                result = left.in_(values_param) if positive else left.not_in(values_param)
             else:
                 result = sa.false() if positive else sa.true()
             if has_null:
