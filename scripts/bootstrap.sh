@@ -14,4 +14,6 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
     "${_uv[@]}" venv -q -p python3.11 .venv
 fi
-"${_uv[@]}" pip install -q -p .venv -e ".${1:+[$1]}"
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, every process would otherwise
+# recompile Dagster (~6 s each).
+"${_uv[@]}" pip install -q --compile-bytecode -p .venv -e ".${1:+[$1]}"
