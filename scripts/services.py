@@ -253,12 +253,16 @@ class Service:
             return None
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
+        started = time.monotonic()
+        deadline = started + READY_TIMEOUT
         while time.monotonic() < deadline:
             if self.answers():
                 return
             pid = self.pid()
-            if pid is not None and not pid_alive(pid, self.process_hint):
+            # the name check only once the child surely exec'd: right after the fork its
+            # command line is still Python's
+            hint = self.process_hint if time.monotonic() - started > 2 else None
+            if pid is not None and not pid_alive(pid, hint):
                 break
             time.sleep(0.2)
         raise ServiceError(
