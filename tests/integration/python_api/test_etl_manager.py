@@ -32,6 +32,7 @@ from nexus_dagster import (
 
 REPO = Path(__file__).resolve().parents[3]
 DOCS = REPO.parent / "shared" / "NEXUS_DOCS.md"
+QUICKSTART = Path(__file__).with_name("nexus_quickstart.md")
 PYTHON = sys.executable
 
 
@@ -222,8 +223,15 @@ def test_connector_factory_health_checks(tmp_path: Path, pg_url: str):
 
 
 # --------------------------------------------------------------------- documented examples
+def test_quickstart_copy_matches_the_docs():
+    if not DOCS.exists():
+        pytest.skip("shared/NEXUS_DOCS.md is not beside this checkout")
+    copy = QUICKSTART.read_text(encoding="utf-8").split("-->\n\n", 1)[1]
+    assert copy in DOCS.read_text(encoding="utf-8")
+
+
 def docs_example(title: str) -> str:
-    text = DOCS.read_text(encoding="utf-8")
+    text = QUICKSTART.read_text(encoding="utf-8")
     start = text.index(title)
     block = re.search(r"```python\n(.*?)```", text[start:], re.S)
     assert block, title
