@@ -28,7 +28,7 @@ class Relation:
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         for batch in self.open():
             if batch.schema != self.schema:
-                batch = _conform(batch, self.schema)
+                batch = conform(batch, self.schema)
             yield batch
 
     def reader(self) -> pa.RecordBatchReader:
@@ -52,13 +52,40 @@ class Relation:
         return cls(schema, lambda: iter(batches), name)
 
 
-def _conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """Cast a batch whose types drifted (e.g. all-null int column read as null) to `schema`."""
+def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """``batch`` with exactly ``schema``'s columns (by name; missing ones null), cast."""
+    if batch.schema.equals(schema):
+        return batch
     columns = []
     for target in schema:
         index = batch.schema.get_field_index(target.name)
         if index < 0:
             columns.append(pa.nulls(batch.num_rows, target.type))
         else:
-            columns.append(batch.column(index).cast(target.type))
+            column = batch.column(index)
+            columns.append(column if column.type == target.type else column.cast(target.type))
     return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def rebatch(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    """Re-cut a stream of batches (one schema) into batches of exactly ``size`` rows (last less),
+    holding at most one incoming batch plus ``size`` rows."""
+    size = max(1, int(size))
+    pending: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        if not pending and batch.num_rows == size:
+            yield batch
+            continue
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= size:
+            combined = pending[0] if len(pending) == 1 else pa.concat_batches(pending)
+            yield combined.slice(0, size)
+            rest = combined.slice(size)
+            pending = [rest] if rest.num_rows else []
+            count = rest.num_rows
+    if count:
+        yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)

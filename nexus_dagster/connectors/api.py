@@ -51,7 +51,7 @@ from nexus_dagster.connectors.http.auth import make_auth
 from nexus_dagster.connectors.http.client import HttpClient, parse_json, safe_url
 from nexus_dagster.connectors.http.pagination import make_paginator
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, NexusError, SpecError
-from nexus_dagster.relation import Relation
+from nexus_dagster.relation import Relation, conform, rebatch
 from nexus_dagster.secrets import mask
 from nexus_dagster.spec.api import DEFAULT_TARGET_BATCH, https_problem
 
@@ -180,9 +180,9 @@ class ApiConnector(Connector):
             def chunk_batches() -> Iterator[pa.RecordBatch]:
                 for path, _ in chunks:
                     for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
-                        yield formats.conform(batch, schema)
+                        yield conform(batch, schema)
 
-            return formats.rebatch(chunk_batches(), batch_size)
+            return rebatch(chunk_batches(), batch_size)
 
         relation = Relation(schema, open_, name=f"api {safe_url(url)}")
         stats.pop("batch_size", None)
@@ -316,7 +316,7 @@ class ApiConnector(Connector):
                 return
             report["rows_sent"] += rows
 
-        for batch in formats.rebatch(iter(relation), size):
+        for batch in rebatch(iter(relation), size):
             records = [_jsonable(r) for r in batch.to_pylist()]
             if per_record:
                 for record in records:

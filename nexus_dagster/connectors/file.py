@@ -40,7 +40,7 @@ from fsspec.implementations.local import LocalFileSystem
 from nexus_dagster.connectors import formats
 from nexus_dagster.connectors.base import Connector, LoadResult, ReadRequest, WriteRequest
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, NexusError, SpecError
-from nexus_dagster.relation import Relation
+from nexus_dagster.relation import Relation, conform, rebatch
 
 __all__ = ["FileConnector"]
 
@@ -239,7 +239,7 @@ class FileConnector(Connector):
                     self._opener(path, fmt), name, opts, data_schema, batch_size
                 ):
                     try:
-                        batch = formats.conform(batch, data_schema)
+                        batch = conform(batch, data_schema)
                     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                         raise DataError(f"cannot read {name}: {exc}") from exc
                     if source_column:
@@ -250,7 +250,7 @@ class FileConnector(Connector):
                     yield batch
 
         def open_batches() -> Iterator[pa.RecordBatch]:
-            return formats.rebatch(file_batches(), batch_size)
+            return rebatch(file_batches(), batch_size)
 
         shown = self.location(self.resolve(str(pattern)))
         relation = Relation(schema, open_batches, name=f"file {shown}")
@@ -427,7 +427,7 @@ class FileConnector(Connector):
 
         def batches() -> Iterator[pa.RecordBatch]:
             for batch in relation:
-                yield formats.conform(batch, schema)
+                yield conform(batch, schema)
 
         with fs.open(temp, "wb") as raw:
             if existing and fmt in ("csv", "tsv", "jsonl"):

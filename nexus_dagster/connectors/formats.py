@@ -34,6 +34,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from nexus_dagster.errors import DataError, LoadError, SpecError
+from nexus_dagster.relation import rebatch
 
 log = logging.getLogger(__name__)
 
@@ -374,44 +375,6 @@ def _promote(name: str, a: pa.DataType, b: pa.DataType, where_a: str, where_b: s
             f"column {name!r} is {a} in {where_a} but {b} in {where_b}; set "
             f"options.column_types: {{{name}: <type>}} to read it with one type"
         ) from None
-
-
-def conform(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    """``batch`` with exactly ``schema``'s columns (by name; missing ones null), cast."""
-    if batch.schema.equals(schema):
-        return batch
-    columns = []
-    for target in schema:
-        index = batch.schema.get_field_index(target.name)
-        if index < 0:
-            columns.append(pa.nulls(batch.num_rows, target.type))
-        else:
-            column = batch.column(index)
-            columns.append(column if column.type == target.type else column.cast(target.type))
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def rebatch(batches: Iterable[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
-    """Re-cut a stream of batches (one schema) into batches of exactly ``size`` rows (last less)."""
-    size = max(1, int(size))
-    pending: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        if not pending and batch.num_rows == size:
-            yield batch
-            continue
-        pending.append(batch)
-        count += batch.num_rows
-        while count >= size:
-            combined = pending[0] if len(pending) == 1 else pa.concat_batches(pending)
-            yield combined.slice(0, size)
-            rest = combined.slice(size)
-            pending = [rest] if rest.num_rows else []
-            count = rest.num_rows
-    if count:
-        yield pending[0] if len(pending) == 1 else pa.concat_batches(pending)
 
 
 def _block_size(opts: ReadOptions, batch_size: int) -> int:

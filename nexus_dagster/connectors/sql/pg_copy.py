@@ -23,6 +23,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from nexus_dagster.connectors.sql.session import compile_statement
+from nexus_dagster.relation import rebatch
 
 #: type OIDs whose COPY csv text pyarrow parses into what the row-by-row reader makes:
 #: bool, int2/4/8, oid, float4/8, text, varchar, name, char, bpchar, date, timestamp(tz),
@@ -125,26 +126,6 @@ def pipe(
     return PipeResult(rows, int(out.get("source_rows", copied)), out.get("cursor_max"))
 
 
-def rebatch(
-    batches: Iterator[pa.RecordBatch], schema: pa.Schema, batch_size: int
-) -> Iterator[pa.RecordBatch]:
-    """Re-cut a stream of batches into batches of exactly ``batch_size`` rows (the last may
-    be shorter), holding at most one incoming batch plus ``batch_size`` rows."""
-    pending: list[pa.RecordBatch] = []
-    held = 0
-    for batch in batches:
-        pending.append(batch)
-        held += batch.num_rows
-        while held >= batch_size:
-            table = pa.Table.from_batches(pending, schema=schema)
-            yield table.slice(0, batch_size).combine_chunks().to_batches()[0]
-            rest = table.slice(batch_size)
-            pending = rest.to_batches()
-            held = rest.num_rows
-    if held:
-        yield pa.Table.from_batches(pending, schema=schema).combine_chunks().to_batches()[0]
-
-
 def readable(oids: list[int]) -> bool:
     """True when :func:`read_batches` can read every column of these types."""
     return set(oids) <= CSV_OIDS
@@ -196,7 +177,7 @@ def read_batches(
                 false_values=["f"],
             ),
         )
-        yield from rebatch(stream, schema, batch_size)
+        yield from rebatch(stream, batch_size)
     except pa.ArrowInvalid as exc:
         if not failures and "Empty CSV file" not in str(exc):
             raise
