@@ -84,6 +84,11 @@ class LoadError(ConnectorError):
     """A load into a target failed; the target was left as it was before the load."""
 
 
+class RetriableLoadError(LoadError, RetriableError):
+    """A load failed for a connection-type reason (target unreachable, restarting, session
+    dropped); the target was left as it was, and a retry may succeed."""
+
+
 class TransformError(NexusError):
     """A transformation failed at run time (bad custom code, type mismatch, ...)."""
 

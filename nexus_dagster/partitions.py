@@ -43,11 +43,28 @@ def window(context: dg.AssetExecutionContext) -> tuple[str, str] | None:
 
 def schedule(job: ETLJob, asset_job, default_status: dg.DefaultScheduleStatus):
     """A schedule for a partitioned job: each tick runs the partition that just ended, at the
-    spec's cron (``schedule``) or, without one, at the partitions' cadence."""
-    return dg.build_schedule_from_partitioned_job(
-        asset_job,
+    spec's cron (``schedule``) or, without one, at the partitions' cadence.
+
+    Dagster's ``build_schedule_from_partitioned_job`` takes no cron for time-window partitions,
+    so the tick picks the last complete partition at its scheduled time itself (keyed by the
+    partition, so a tick never starts the same partition twice).
+    """
+    definition = partitions_def(job)
+    assert definition is not None
+
+    @dg.schedule(
         name=f"{job.key}_schedule",
-        cron_schedule=job.schedule,
+        cron_schedule=job.schedule or definition.get_cron_schedule(),
+        job=asset_job,
         execution_timezone=job.timezone or "UTC",
         default_status=default_status,
+        description=f"Run the {job.key} partition that just ended",
     )
+    def _tick(context: dg.ScheduleEvaluationContext):
+        with dg.partition_loading_context(effective_dt=context.scheduled_execution_time):
+            key = definition.get_last_partition_key()
+        if key is None:
+            return dg.SkipReason(f"no {job.key} partition has ended yet")
+        return dg.RunRequest(run_key=key, partition_key=key)
+
+    return _tick

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.selector import InstigatorSelector
 from dagster._core.instance.ref import InstanceRef
+from dagster._core.remote_origin import RemoteInstigatorOrigin, RemoteRepositoryOrigin
+from dagster._core.scheduler.instigation import (
+    InstigatorState,
+    InstigatorStatus,
+    InstigatorType,
+    ScheduleInstigatorData,
+)
+from dagster._core.workspace.load_target import WorkspaceFileTarget
 
 from tests.integration.operations.conftest import make_source, sqlite_rows, write_spec
 from tests.integration.operations.servers import http_server
@@ -23,6 +32,13 @@ from tests.integration.operations.servers import http_server
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 WAIT_SECONDS = 200
+# the temp instance's queue: launch queued runs every second, several at a time
+FAST_QUEUE = """
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+  config: {dequeue_interval_seconds: 1, dequeue_use_threads: true}
+"""
 
 JOB_A = """\
 name: job_a
@@ -70,6 +86,25 @@ def _stop(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
+def _schedule_started_a_minute_ago(
+    instance: dg.DagsterInstance, workspace: Path, name: str
+) -> None:
+    """Record the schedule as running since just before the last minute boundary, so the
+    daemon's first scheduler iteration finds that tick due (Dagster's catch-up of missed ticks)
+    instead of waiting up to a minute for the next one. The state is keyed by the code
+    location's origin as the daemon computes it from the workspace file; should it not match,
+    the daemon starts the schedule itself and ticks at the next minute: slower, same test."""
+    [location] = WorkspaceFileTarget([str(workspace)]).create_origins()
+    origin = RemoteInstigatorOrigin(RemoteRepositoryOrigin(location, "__repository__"), name)
+    selector = InstigatorSelector(location_name=location.location_name,
+                                  repository_name="__repository__", name=name)
+    boundary = time.time() // 60 * 60
+    instance.add_instigator_state(InstigatorState(
+        origin, InstigatorType.SCHEDULE, InstigatorStatus.RUNNING,
+        ScheduleInstigatorData("* * * * *", start_timestamp=boundary - 1)))
+    assert instance.get_instigator_state(origin.get_id(), selector.get_id()) is not None
+
+
 def _successes(instance: dg.DagsterInstance, job: str) -> list[dg.DagsterRun]:
     return list(instance.get_runs(dg.RunsFilter(job_name=job,
                                                 statuses=[dg.DagsterRunStatus.SUCCESS])))
@@ -85,10 +120,13 @@ def test_daemon_schedule_sensor_notification_and_cli_backfill(tmp_path: Path):
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    with (home / "dagster.yaml").open("a") as config:
+        config.write(FAST_QUEUE)
     shutil.copy(REPO / "workspace.yaml", tmp_path / "workspace.yaml")
     (tmp_path / "output").mkdir()
-    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))):
-        pass  # create the storage once, before two processes race to migrate it
+    # create the storage once, before two processes race to migrate it
+    with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
+        _schedule_started_a_minute_ago(instance, tmp_path / "workspace.yaml", "job_a_schedule")
 
     with http_server() as (base, posts):
         env = {**os.environ, "DAGSTER_HOME": str(home), "WEBHOOK_URL": f"{base}/hook",

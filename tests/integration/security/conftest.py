@@ -7,17 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.security.dedicated_pg import PG_BIN, DedicatedPostgres
+from tests.integration.dedicated_pg import DedicatedPostgres, dedicated_postgres
 
 
 @pytest.fixture(scope="module")
 def dedicated_pg() -> Iterator[DedicatedPostgres]:
     """A PostgreSQL server of this module's own, TLS on, on a free port of 127.0.0.1."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail(f"PostgreSQL 15 is not installed at {PG_BIN}: run scripts/test.sh")
-    server = DedicatedPostgres()
-    server.init()
-    try:
+    with dedicated_postgres() as server:
         yield server
-    finally:
-        server.close()

@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +26,9 @@ import yaml
 
 from nexus_dagster.factory import CURSOR_KEY, build_definitions
 from nexus_dagster.spec.loader import load_project
+from tests.integration.dedicated_pg import Trap
+from tests.integration.dedicated_pg import autocommit_engine as _engine
+from tests.integration.dedicated_pg import run_sql as _sql
 
 pytestmark = pytest.mark.postgres
 
@@ -34,28 +36,6 @@ FIRST, TOTAL, STRIKE_AT = 2_000, 8_000, 5_000
 BATCH = 500
 CHECKSUM = ("SELECT count(*), coalesce(sum(id), 0), md5(coalesce(string_agg(id::text || ':' "
             "|| amount::text || ':' || note, ',' ORDER BY id), '')) FROM {table}")
-HOLD = """\
-    IF {id} = {at} AND (pg_stat_file('{armed}', true)).size IS NOT NULL THEN
-        EXECUTE format('COPY (SELECT 1) TO %L', '{marker}');
-        PERFORM pg_sleep(300);
-    END IF;"""
-
-
-def _engine(url: str) -> sa.Engine:
-    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-
-
-def _sql(url: str, *statements: str) -> None:
-    engine = _engine(url)
-    raw = engine.raw_connection()  # the DBAPI itself: no parameter markers (the % in %L)
-    try:
-        cursor = raw.cursor()
-        for statement in statements:
-            cursor.execute(statement)
-        raw.commit()
-    finally:
-        raw.close()
-        engine.dispose()
 
 
 def _fill(url: str, table: str, first: int, last: int) -> None:
@@ -72,30 +52,6 @@ def _checksum(url: str, table: str) -> tuple:
         value = tuple(conn.execute(sa.text(CHECKSUM.format(table=table))).one())
     engine.dispose()
     return value
-
-
-class Trap:
-    """Files the database checks (armed) and writes (marker) when it holds the transfer."""
-
-    def __init__(self, folder: Path):
-        self.armed = folder / f"armed-{os.getpid()}-{id(self)}"
-        self.marker = folder / f"marker-{os.getpid()}-{id(self)}"
-
-    def hold(self, column: str) -> str:
-        return HOLD.format(id=column, at=STRIKE_AT, armed=self.armed, marker=self.marker)
-
-    def arm(self) -> None:
-        self.marker.unlink(missing_ok=True)
-        self.armed.write_text("1")
-
-    def wait(self, alive: Callable[[], bool]) -> None:
-        """Until the database holds the transfer (bounded; fails if the run ends first)."""
-        deadline = time.monotonic() + 120
-        while not self.marker.exists():
-            assert alive(), "the run ended before the database reached the chosen row"
-            assert time.monotonic() < deadline, "the database never reached the chosen row"
-            time.sleep(0.05)
-        self.armed.unlink()
 
 
 def _project(tmp_path: Path, source: dict, target: dict, table: str = "orders") -> Path:
@@ -154,7 +110,7 @@ def _check_healed(specs, instance, source_url, target_url, loaded):
 def test_source_restarted_mid_extraction(tmp_path, monkeypatch, dedicated_pg, pg_url):
     monkeypatch.setenv("NEXUS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     src = dedicated_pg.url
-    trap = Trap(dedicated_pg.dir)
+    trap = Trap(dedicated_pg.dir, STRIKE_AT)
     _sql(src, "DROP VIEW IF EXISTS orders_view", "DROP TABLE IF EXISTS orders")
     _fill(src, "orders", 1, FIRST)
     _sql(src, "CREATE OR REPLACE FUNCTION nexus_hold(i int) RETURNS boolean LANGUAGE plpgsql "
@@ -174,7 +130,7 @@ def test_source_restarted_mid_extraction(tmp_path, monkeypatch, dedicated_pg, pg
 def test_target_killed_mid_load(tmp_path, monkeypatch, dedicated_pg, pg_url):
     monkeypatch.setenv("NEXUS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     dst = dedicated_pg.url
-    trap = Trap(dedicated_pg.dir)
+    trap = Trap(dedicated_pg.dir, STRIKE_AT)
     _sql(dst, "DROP TABLE IF EXISTS orders_copy")
     _fill(pg_url, "orders", 1, FIRST)
     specs = _project(tmp_path, {"url": pg_url}, dedicated_pg.params())
@@ -214,7 +170,7 @@ def test_runner_sigkilled_mid_load(tmp_path, monkeypatch, dedicated_pg, pg_url):
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("NEXUS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     dst = dedicated_pg.url
-    trap = Trap(dedicated_pg.dir)
+    trap = Trap(dedicated_pg.dir, STRIKE_AT)
     _sql(dst, "DROP TABLE IF EXISTS orders_copy")
     _fill(pg_url, "orders", 1, FIRST)
     specs = _project(tmp_path, {"url": pg_url}, dedicated_pg.params())

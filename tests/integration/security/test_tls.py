@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from nexus_dagster.connectors.database import DatabaseConnector
-from tests.integration.security.dedicated_pg import self_signed
+from tests.integration.dedicated_pg import self_signed
 
 pytestmark = pytest.mark.postgres
 

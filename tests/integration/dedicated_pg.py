@@ -1,5 +1,8 @@
 """A PostgreSQL server of the test's own (initdb into a temp dir, its own port, TLS on with a
-self-signed certificate), which a test may restart or kill without touching shared servers."""
+self-signed certificate), which a test may stop, restart or kill without touching shared
+servers; and a :class:`Trap` that makes that server hold a transfer open at a chosen row, so a
+test can strike in the middle of it. Used by the security fault tests and the retry test.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -105,3 +113,77 @@ class DedicatedPostgres:
     def close(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextmanager
+def dedicated_postgres() -> Iterator[DedicatedPostgres]:
+    """A started :class:`DedicatedPostgres`, removed on exit (for module-scoped fixtures)."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL 15 is not installed at {PG_BIN}: run scripts/test.sh")
+    server = DedicatedPostgres()
+    server.init()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def autocommit_engine(url: str) -> sa.Engine:
+    """An engine without pooling or transactions, for test setup."""
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+
+
+def run_sql(url: str, *statements: str) -> None:
+    """Run statements through the DBAPI itself (no parameter markers: ``%`` stays ``%``)."""
+    engine = autocommit_engine(url)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        for statement in statements:
+            cursor.execute(statement)
+        raw.commit()
+    finally:
+        raw.close()
+        engine.dispose()
+
+
+_HOLD = """\
+    IF {id} = {at} AND (pg_stat_file('{armed}', true)).size IS NOT NULL THEN
+        EXECUTE format('COPY (SELECT 1) TO %L', '{marker}');
+        PERFORM pg_sleep(300);
+    END IF;"""
+
+
+class Trap:
+    """Files the database checks (armed) and writes (marker) when it holds the transfer.
+
+    :meth:`hold` is PL/pgSQL for a function body (a source view's filter function or a target
+    table's row trigger): at row ``at``, while armed, it writes the marker file and sleeps.
+
+    Example:
+        >>> trap = Trap(server.dir, at=5_000)
+        >>> run_sql(url, "CREATE FUNCTION hold(i int) RETURNS boolean LANGUAGE plpgsql AS "
+        ...         f"$$ BEGIN\n{trap.hold('i')}\n RETURN true; END $$")  # doctest: +SKIP
+        >>> trap.arm(); start_the_run(); trap.wait(run_alive); strike()  # doctest: +SKIP
+    """
+
+    def __init__(self, folder: Path, at: int):
+        self.at = at
+        self.armed = folder / f"armed-{os.getpid()}-{id(self)}"
+        self.marker = folder / f"marker-{os.getpid()}-{id(self)}"
+
+    def hold(self, column: str) -> str:
+        return _HOLD.format(id=column, at=self.at, armed=self.armed, marker=self.marker)
+
+    def arm(self) -> None:
+        self.marker.unlink(missing_ok=True)
+        self.armed.write_text("1")
+
+    def wait(self, alive: Callable[[], bool]) -> None:
+        """Until the database holds the transfer (bounded; fails if the run ends first)."""
+        deadline = time.monotonic() + 120
+        while not self.marker.exists():
+            assert alive(), "the run ended before the database reached the chosen row"
+            assert time.monotonic() < deadline, "the database never reached the chosen row"
+            time.sleep(0.05)
+        self.armed.unlink()
