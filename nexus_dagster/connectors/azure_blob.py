@@ -8,6 +8,8 @@ Params:
         ``https://<account>.blob.core.windows.net`` (Azurite:
         ``http://127.0.0.1:10000/devstoreaccount1``).
     base_dir: optional prefix every path resolves against.
+    block_size / cache_type: bytes per ranged read (default 8 MiB) and the fsspec cache
+        (default ``readahead``); large objects are streamed, never downloaded whole.
 
 Example:
     >>> AzureBlobConnector({"account_name": "acme", "account_key": "...",

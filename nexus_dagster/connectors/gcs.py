@@ -8,6 +8,8 @@ Params:
     endpoint: the emulator's URL (e.g. ``http://127.0.0.1:9023``); anonymous access is used
         with an emulator unless credentials are given.
     base_dir: optional prefix every path resolves against.
+    block_size / cache_type: bytes per ranged read (default 8 MiB) and the fsspec cache
+        (default ``readahead``); large objects are streamed, never downloaded whole.
 
 Example:
     >>> GCSConnector({"bucket": "lake", "project_id": "acme",

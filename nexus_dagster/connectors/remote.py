@@ -9,11 +9,18 @@ changes only the storage:
 * a *prefix* (a folder, or a path ending in ``/``) reads every file under it, in sorted order;
 * ``write_mode: overwrite`` writes ``.<name>.tmp-<uuid>`` next to the target and then moves it
   onto the final name (server-side copy on object stores, an atomic rename on SFTP/FTP), so the
-  final name never holds a half-written object;
+  final name never holds a half-written object; it then deletes the part files earlier
+  ``append`` runs left under ``<dir>/<stem>/``, so the dataset is the new object alone. The order
+  (new object first, old parts after) means a failed overwrite deletes nothing, and no reader
+  ever sees new rows next to old parts: the object name shows old-or-new, the parts prefix
+  shows old parts only, then nothing;
 * ``write_mode: append`` never rewrites what is there: each load adds a new part file
   ``<dir>/<stem>/part-<UTC timestamp>-<run id>.<ext>`` (time first, so the parts sort in load
   order); read them all back with the prefix ``<dir>/<stem>/`` or a glob such as
   ``<dir>/<stem>/*.parquet``;
+* reads go through ranged requests of ``block_size`` bytes (default 8 MiB) with a
+  ``readahead`` cache on object stores, so a large object is parsed block by block, never
+  downloaded whole (``cache_type`` may be set to ``none`` / ``bytes`` / ...);
 * errors from the store are wrapped in :class:`~nexus_dagster.errors.ConnectorError` naming the
   connection and the parameters to check, with every secret parameter masked.
 
@@ -26,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import posixpath
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -42,11 +50,24 @@ from nexus_dagster.relation import Relation
 
 __all__ = ["RemoteFileConnector", "file_version", "part_path"]
 
+#: default bytes per ranged GET when reading from an object store
+DEFAULT_BLOCK_SIZE = 8 * 2**20
+
 _AUTH_WORDS = (
     "authenticat", "credential", "accessdenied", "access denied", "forbidden", "403",
     "signature", "invalidaccesskeyid", "not authorized", "login incorrect", "530",
     "permission denied", "password", "key",
 )
+
+
+def _part_layout(target: str) -> tuple[str, str]:
+    """The folder the parts of ``target`` go to and their extension (``.csv.gz``)."""
+    directory, name = posixpath.split(target)
+    base, compression = formats.split_compression(name)
+    stem, ext = posixpath.splitext(base)
+    if compression:
+        ext += name[len(base):]
+    return posixpath.join(directory, stem or name), ext
 
 
 def part_path(target: str, run_id: str | None, now: dt.datetime | None = None) -> str:
@@ -56,14 +77,22 @@ def part_path(target: str, run_id: str | None, now: dt.datetime | None = None) -
         >>> part_path("exports/orders.csv.gz", "1a2b3c4d-x", dt.datetime(2024, 5, 1, 12))
         'exports/orders/part-20240501T120000000000Z-1a2b3c4d.csv.gz'
     """
-    directory, name = posixpath.split(target)
-    base, compression = formats.split_compression(name)
-    stem, ext = posixpath.splitext(base)
-    if compression:
-        ext += name[len(base):]
+    folder, ext = _part_layout(target)
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%S%fZ")
     run = (run_id or uuid.uuid4().hex)[:8]
-    return posixpath.join(directory, stem or name, f"part-{stamp}-{run}{ext}")
+    return posixpath.join(folder, f"part-{stamp}-{run}{ext}")
+
+
+def is_part_of(path: str, target: str) -> bool:
+    """Whether ``path`` is a part file an ``append`` to ``target`` wrote (:func:`part_path`).
+
+    Example:
+        >>> is_part_of("x/orders/part-20240501T120000000000Z-1a2b3c4d.csv", "x/orders.csv")
+        True
+    """
+    folder, ext = _part_layout(target)
+    name = rf"part-\d{{8}}T\d{{12}}Z-[^/]+{re.escape(ext)}"
+    return posixpath.dirname(path) == folder and bool(re.fullmatch(name, posixpath.basename(path)))
 
 
 def file_version(info: Mapping[str, Any]) -> str:
@@ -186,6 +215,16 @@ class RemoteFileConnector(FileConnector):
         fs.copy(temp_path, final_path)
         fs.rm(temp_path)
 
+    def read_options(self) -> dict[str, Any]:
+        """Object stores: ranged reads of ``block_size`` bytes through a ``cache_type`` cache
+        (``readahead`` by default): memory stays at about one block per open file."""
+        if not self.object_store:
+            return {}
+        return {
+            "block_size": int(self.params.get("block_size") or DEFAULT_BLOCK_SIZE),
+            "cache_type": str(self.params.get("cache_type") or "readahead"),
+        }
+
     def user_path(self, fs_path: str) -> str:
         """A form of a filesystem path that :meth:`resolve` maps back to it."""
         return self.location(fs_path) if self.object_store else fs_path
@@ -223,13 +262,43 @@ class RemoteFileConnector(FileConnector):
             result.extra.update({"write_mode": "append", "part": result.location})
             return result
         with self.errors("write"):
-            return super().write(relation, request)
+            result = super().write(relation, request)
+        if mode == "overwrite" and target and not _has_magic(str(target)):
+            removed = self._drop_parts(self.resolve(str(target)))
+            if removed:
+                result.extra["parts_removed"] = removed
+        return result
 
     def close(self) -> None:
         """Drop the filesystem (SFTP/FTP subclasses also close their session)."""
         self._fs = None
 
     # ------------------------------------------------------------------ helpers
+
+    def _drop_parts(self, final: str) -> int:
+        """Delete the part files of earlier appends to ``final`` (after it was overwritten)."""
+        fs = self.filesystem()
+        folder, _ = _part_layout(final)
+        with self.errors("list parts of"):
+            try:
+                found = fs.find(folder) if fs.isdir(folder) else []
+            except FileNotFoundError:
+                found = []
+        parts = sorted(p for p in found if is_part_of(p, final))
+        if not parts:
+            return 0
+        try:
+            fs.rm(parts)
+            if not self.object_store and not fs.ls(folder):
+                fs.rmdir(folder)
+        except Exception as exc:
+            raise ConnectorError(
+                f"{self.location(final)} was overwritten but the old part files under "
+                f"{self.location(folder)}/ could not all be deleted "
+                f"({secrets.mask(f'{type(exc).__name__}: {exc}')[:300]}); delete them, or run "
+                "the overwrite again"
+            ) from None
+        return len(parts)
 
     def _check_params(self) -> None:
         missing = [

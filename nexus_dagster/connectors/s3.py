@@ -10,6 +10,7 @@ Params (``connection_params`` or a named connection):
     base_dir: optional key prefix every path resolves against.
     block_size: bytes fetched per ranged GET when reading (default 8 MiB); large objects are
         streamed block by block, never downloaded whole.
+    cache_type: the fsspec read cache (default ``readahead``; ``none`` for no read-ahead).
 
 Example:
     >>> S3Connector({"bucket": "lake", "access_key": "AKIA...", "secret_key": "...",
