@@ -33,6 +33,7 @@ from nexus_dagster import (
     lineage,
     notifications,
     partitions,
+    resources,
     runner,
     secrets,
     sensors,
@@ -111,10 +112,12 @@ class NexusTranslator:
     def description(self, endpoint: DataSource | DataTarget) -> str:
         if endpoint.description:
             return endpoint.description
-        what = endpoint.table or endpoint.file_path or getattr(endpoint, "query", None) or ""
-        what = what or endpoint.api_endpoint or ""
+        kinds = (("table", endpoint.table), ("file", endpoint.file_path),
+                 ("query", getattr(endpoint, "query", None) and "(see nexus/query)"),
+                 ("API endpoint", endpoint.api_endpoint))
+        what = next((f"{kind} {value}" for kind, value in kinds if value), "")
         role = "Source" if isinstance(endpoint, DataSource) else "Target"
-        return f"{role} {endpoint.name}: {what}".strip()
+        return f"{role} {endpoint.name}: {what}".strip(" :")
 
 
 def table_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -153,6 +156,7 @@ class JobDefinitions:
     jobs: list = field(default_factory=list)
     schedules: list = field(default_factory=list)
     sensors: list = field(default_factory=list)
+    resources: dict = field(default_factory=dict)
 
 
 def build_job(
@@ -197,6 +201,7 @@ def build_job(
     target_key_by_name = {t.name: s.key for t, s in zip(job.targets, target_specs, strict=True)}
     planned_checks = checks.plan(job, target_key_by_name)
     partitions_def = partitions.partitions_def(job)
+    job_resources = resources.job_resources(job, connections)
 
     @dg.multi_asset(
         specs=target_specs,
@@ -207,6 +212,7 @@ def build_job(
         can_subset=False,
         retry_policy=_retry_policy(job),
         op_tags=tags,
+        required_resource_keys=set(job_resources),
     )
     def _etl(context) -> Iterator[dg.MaterializeResult]:  # AssetExecutionContext
         instance = context.instance
@@ -252,7 +258,8 @@ def build_job(
         executor_def=executor,
         tags=tags,
     )
-    built = JobDefinitions(assets=[*source_specs, _etl], jobs=[asset_job])
+    built = JobDefinitions(assets=[*source_specs, _etl], jobs=[asset_job],
+                           resources=job_resources)
     if job.schedule and partitions_def is not None:
         built.schedules.append(partitions.schedule(job, asset_job, _schedule_status(job)))
     elif job.schedule:
@@ -327,12 +334,14 @@ def build_definitions(
         built = build_job(spec, project, translator)
         for name in ("assets", "asset_checks", "jobs", "schedules", "sensors"):
             getattr(merged, name).extend(getattr(built, name))
+        merged.resources.update(built.resources)
     return dg.Definitions(
         assets=merged.assets,
         asset_checks=merged.asset_checks,
         jobs=merged.jobs,
         schedules=merged.schedules,
         sensors=merged.sensors,
+        resources=merged.resources,
     )
 
 

@@ -19,12 +19,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from nexus_dagster import secrets
+from nexus_dagster import prefetch, secrets
 from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
 from nexus_dagster.errors import DataError
 from nexus_dagster.relation import Relation
 from nexus_dagster.spec.api import endpoint_params
+from nexus_dagster.spec.engine import engine_settings
 from nexus_dagster.spec.loader import JobSpec
 from nexus_dagster.spec.models import DataSource, DataTarget
 from nexus_dagster.spec.validate import resolve_connection
@@ -313,11 +314,14 @@ def execute(
         steps = job.ordered_transformations()
         if steps or len(inputs) > 1:
             batch_size = max(s.batch_size for s in job.sources)
-            result = apply_transformations(inputs, steps, batch_size=batch_size)
+            result = apply_transformations(inputs, steps, batch_size=batch_size,
+                                           **engine_settings(spec))
         else:
             result = next(iter(inputs.values()))
         out = _Counter(result)
         result = out.wrapped()
+        # file sources read ahead on a thread while targets write (same batches, same order)
+        result = prefetch.for_sources(result, [c for c, _, _ in sources.values()])
         if len(job.targets) > 1:
             spool_dir = Path(tempfile.mkdtemp(prefix=f"nexus-{job.key}-"))
             result = _spool(result, spool_dir)

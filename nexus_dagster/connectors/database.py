@@ -1,13 +1,12 @@
 """Relational databases through SQLAlchemy: PostgreSQL, MySQL/MariaDB, SQLite and any dialect.
 
 Reads stream a server-side cursor into Arrow batches; writes use each system's bulk path
-(PostgreSQL COPY, MySQL multi-row INSERT, SQLite executemany) inside one transaction, with a
+(PostgreSQL COPY, MySQL LOAD DATA LOCAL INFILE, SQLite executemany) inside one transaction, with a
 temporary staging table for ``overwrite`` and ``upsert``.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,7 +22,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import NullPool, StaticPool
 
 from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
-from nexus_dagster.connectors.sql import load
+from nexus_dagster.connectors.sql import load, mysql_load, pg_upsert
 from nexus_dagster.connectors.sql.fast_read import fast_reader
 from nexus_dagster.connectors.sql.session import (
     compile_statement,
@@ -32,6 +31,7 @@ from nexus_dagster.connectors.sql.session import (
     query_source,
     strip_query,
 )
+from nexus_dagster.connectors.sql.transient import is_transient
 from nexus_dagster.connectors.sql.types import (
     ColumnInfo,
     assume_timezone,
@@ -47,14 +47,20 @@ from nexus_dagster.connectors.sql.types import (
     sa_type_for_read,
 )
 from nexus_dagster.connectors.sql.url import ConnectionSettings, connection_settings
-from nexus_dagster.errors import ConnectorError, LoadError, NexusError, RetriableError, SpecError
+from nexus_dagster.errors import (
+    ConnectorError,
+    LoadError,
+    NexusError,
+    RetriableError,
+    RetriableLoadError,
+    SpecError,
+)
 from nexus_dagster.relation import Relation
 
-_TRANSIENT = re.compile(
-    r"could not connect|connection refused|timed? ?out|server closed|lost connection"
-    r"|can't connect|connection reset|too many connections|database is locked",
-    re.IGNORECASE,
-)
+
+def _retriable(cls: type[ConnectorError]) -> type[ConnectorError]:
+    """The retriable kind of ``cls`` for a connection-type failure."""
+    return RetriableLoadError if issubclass(cls, LoadError) else RetriableError
 
 
 class DatabaseConnector(Connector):
@@ -154,7 +160,7 @@ class DatabaseConnector(Connector):
             if cls is LoadError:
                 text += " (the target was left as it was)"
             scrubbed = self.settings.scrub(text)
-            kind = RetriableError if _TRANSIENT.search(detail) and cls is not LoadError else cls
+            kind = _retriable(cls) if is_transient(exc, detail) else cls
             if scrubbed != text or self.settings.scrub(str(exc)) != str(exc):
                 raise kind(scrubbed) from None
             raise kind(scrubbed) from exc
@@ -526,6 +532,10 @@ class DatabaseConnector(Connector):
                 sa.insert(target).from_select(columns, sa.select(*[staging.c[c] for c in columns]))
             )
             return rows, rows, 0
+        if self.backend == "postgresql":  # unique staged keys: one counting statement
+            merged = pg_upsert.merge(connection, target, staging, columns, keys, rows)
+            if merged is not None:
+                return merged  # type: ignore[return-value]
         matched = connection.execute(
             sa.select(sa.func.count())
             .select_from(staging)
@@ -584,7 +594,7 @@ class DatabaseConnector(Connector):
         if self.backend == "postgresql":
             return load.pg_copy(dbapi, table_sql, columns_sql, batches)
         if self.backend == "mysql":
-            return load.mysql_insert(dbapi, table_sql, columns_sql, batches)
+            return mysql_load.load(dbapi, table_sql, columns_sql, batches)
         subset = sa.Table(
             table.name, sa.MetaData(), *[sa.Column(c, table.c[c].type) for c in columns],
             schema=table.schema,

@@ -368,13 +368,17 @@ class FileConnector(Connector):
             return path[len(root.rstrip("/")) + 1 :]
         return self.location(path)
 
+    def read_options(self) -> dict[str, Any]:
+        """Extra ``fs.open`` arguments for reading (remote stores: block size, cache type)."""
+        return {}
+
     def _opener(self, path: str, fmt: str) -> formats.Opener:
         """A callable opening the (decompressed) content of ``path`` for reading."""
         fs = self.filesystem()
         _, compression = formats.split_compression(path)
 
         def open_file() -> IO[bytes]:
-            f = fs.open(path, "rb", compression=compression)
+            f = fs.open(path, "rb", compression=compression, **self.read_options())
             if compression and fmt in formats.SEEKABLE_FORMATS:
                 with f:
                     return io.BytesIO(f.read())

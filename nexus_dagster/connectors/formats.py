@@ -625,7 +625,11 @@ class ParquetReader(FormatReader):
         self, opener: Opener, name: str, opts: ReadOptions, schema: pa.Schema, batch_size: int
     ) -> Iterator[pa.RecordBatch]:
         with translate_errors(name, self.fmt), opener() as f:
-            yield from pq.ParquetFile(f).iter_batches(batch_size=batch_size)
+            parquet = pq.ParquetFile(f)
+            # row group by row group: over all of them at once, pyarrow reads the whole file
+            # in one request (a full download on object stores)
+            for group in range(parquet.num_row_groups):
+                yield from parquet.iter_batches(batch_size=batch_size, row_groups=[group])
 
 
 def _apply_types(schema: pa.Schema, types: Mapping[str, pa.DataType]) -> pa.Schema:

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from nexus_dagster.errors import SpecError, SpecProblem
+from nexus_dagster.spec.engine import EngineSettings
 from nexus_dagster.spec.models import (
     AggregateConfig,
     Connection,
@@ -32,9 +33,11 @@ from nexus_dagster.spec.models import (
     MapConfig,
     PivotConfig,
     RetryPolicySpec,
+    SensorSpec,
     SortConfig,
     Transformation,
 )
+from nexus_dagster.spec.operations import CheckSpec, PartitionsSpec, TriggerSpec
 
 CONNECTIONS_FILE = "connections.yaml"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -56,6 +59,11 @@ _CHILD_MODELS: dict[str, type[BaseModel]] = {
     "targets": DataTarget,
     "transformations": Transformation,
     "retries": RetryPolicySpec,
+    "engine": EngineSettings,
+    "partitions": PartitionsSpec,
+    "trigger": TriggerSpec,
+    "sensor": SensorSpec,
+    "checks": CheckSpec,
 }
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from nexus_dagster.spec.api import ApiSourceFields, ApiTargetFields
+from nexus_dagster.spec.engine import EngineSettings
 from nexus_dagster.spec.operations import CheckSpec, Notifications, PartitionsSpec, TriggerSpec
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -385,6 +386,8 @@ class ETLJob(_Model):
     sensor: SensorSpec | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     enabled: bool = True
+    #: memory_limit / temp_directory / threads of the transformation engine
+    engine: EngineSettings | None = None
 
     @property
     def key(self) -> str:

@@ -20,6 +20,7 @@ from nexus_dagster.spec.models import (
     TransformationType,
 )
 from nexus_dagster.spec.validate_operations import operations_problems, trigger_problems
+from nexus_dagster.spec.validate_sensor import sensor_problems
 
 CUSTOM_CODE_ENV = "NEXUS_ALLOW_CUSTOM_CODE"
 
@@ -122,7 +123,7 @@ def check_job(spec, connections) -> list[SpecProblem]:
             problem(
                 ("timezone",), f"unknown time zone {job.timezone!r}", 'use e.g. "Europe/Berlin"'
             )
-    return problems + operations_problems(spec)
+    return problems + operations_problems(spec) + sensor_problems(spec)
 
 
 _EXPRESSION_FIX = (

@@ -116,6 +116,7 @@ def apply_transformations(
     batch_size: int = 50_000,
     memory_limit: str | None = None,
     temp_directory: str | None = None,
+    threads: int | None = None,
 ) -> Relation:
     """Apply an ordered chain of transformations to named input relations.
 
@@ -135,6 +136,7 @@ def apply_transformations(
         batch_size: rows per output batch.
         memory_limit: DuckDB ``memory_limit`` (e.g. ``"2GB"``); blocking steps spill past it.
         temp_directory: where DuckDB spills (a private folder is made inside, and removed).
+        threads: DuckDB threads (default: the CPUs, fewer under a small ``memory_limit``).
 
     Returns:
         A relation streaming the result in batches of at most ``batch_size`` rows.
@@ -148,7 +150,7 @@ def apply_transformations(
         raise TransformError("apply_transformations needs at least one input relation")
     if batch_size < 1:
         raise TransformError(f"batch_size must be positive, got {batch_size}")
-    settings = _Settings(batch_size, memory_limit, temp_directory)
+    settings = _Settings(batch_size, memory_limit, temp_directory, threads)
     _check_settings(settings)
     sources = dict(inputs)
     for name, relation in sources.items():
@@ -197,6 +199,7 @@ class _Settings:
     batch_size: int
     memory_limit: str | None
     temp_directory: str | None
+    threads: int | None = None
 
 
 @dataclass
@@ -399,6 +402,8 @@ def _connect(settings: _Settings, ordered: bool) -> tuple[duckdb.DuckDBPyConnect
             # DuckDB needs working memory per thread to spill (it suggests >= 1 GB each);
             # with a small limit, fewer threads is what lets a blocking step complete.
             config["threads"] = max(1, min(os.cpu_count() or 1, limit // _BYTES_PER_THREAD))
+    if settings.threads:
+        config["threads"] = settings.threads
     try:
         return duckdb.connect(":memory:", config=config), spill
     except Exception:

@@ -29,7 +29,9 @@ PG = {"host": "127.0.0.1", "port": int(os.environ.get("NEXUS_PG_PORT", "55432"))
       "user": "nexus", "password": "nexus_pw"}
 MARIA = {"host": "127.0.0.1", "port": int(os.environ.get("NEXUS_MARIADB_PORT", "53306")),
          "user": "nexus", "password": "nexus_pw"}
-SRC, TGT, MDB = "nexus_bench", "nexus_bench_target", "nexus_bench"
+# NEXUS_BENCH_DB names the databases (so two benchmark runs on one server do not collide)
+SRC = os.environ.get("NEXUS_BENCH_DB", "nexus_bench")
+TGT, MDB = f"{SRC}_target", SRC
 QUIET = os.environ.get("NEXUS_BENCH_VERBOSE", "") == ""
 
 ORDERS_DDL = """CREATE TABLE {name} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
@@ -295,6 +297,16 @@ def overhead(folder: Path) -> list[Row]:
     return rows
 
 
+def sling_binary() -> str | None:
+    """The Sling CLI: the binary of the ``sling-linux-amd64`` wheel (the ``sling`` wrapper
+    package would download it at run time), else one on PATH."""
+    try:
+        from sling_linux_amd64 import SLING_BIN
+    except ImportError:
+        return shutil.which("sling")
+    return SLING_BIN if Path(SLING_BIN).is_file() else shutil.which("sling")
+
+
 def optional_tools(rows: int) -> list[Row]:
     out = []
     try:
@@ -307,13 +319,17 @@ def optional_tools(rows: int) -> list[Row]:
                                             "tmp": tmp, "rows": rows})
         shutil.rmtree(tmp, ignore_errors=True)
         out.append(Row("dlt (pyarrow backend) PG->PG", seconds, rows, rss, "no transforms"))
-    sling = shutil.which("sling") or (str(BIN / "sling") if (BIN / "sling").exists() else None)
+    sling = sling_binary()
     if sling:
         drop(TGT, "orders_sling")
+        home = tempfile.mkdtemp(prefix="nexus-bench-sling-")
         wall, rss, _ = measure(
-            [sling, "run", "--src-conn", psql_dsn(SRC), "--src-stream", "public.orders",
+            [sling, "run", "--src-conn", psql_dsn(SRC) + "?sslmode=disable", "--src-stream",
+             "public.orders",
              "--tgt-conn", psql_dsn(TGT) + "?sslmode=disable", "--tgt-object",
-             "public.orders_sling", "--mode", "full-refresh"])
+             "public.orders_sling", "--mode", "full-refresh"],
+            env={"SLING_DISABLE_TELEMETRY": "true", "SLING_HOME_DIR": home})
+        shutil.rmtree(home, ignore_errors=True)
         out.append(Row("Sling PG->PG", wall, rows, rss, "no transforms"))
     return out
 
@@ -372,6 +388,13 @@ def main(argv: list[str] | None = None) -> None:
             big_raw.tool += f" ({args.rss_growth:,} rows)"
             big.tool += f" ({args.rss_growth:,} rows)"
             results += [big_raw, big]
+            general = next((r for r in results if r.tool.endswith("(general path)")), None)
+            if general is not None:  # the general path's growth too (with --only pg)
+                big_general = nexus_pg_pg(args.rss_growth, specs, pushdown=False)
+                big_general.note += (f"; peak RSS {big_general.rss_mb / general.rss_mb - 1:+.0%}"
+                                     f" vs {args.rows:,}")
+                big_general.tool += f" ({args.rss_growth:,} rows)"
+                results.append(big_general)
         print(f"\n{args.rows:,} rows, {os.cpu_count()} cores, PostgreSQL and MariaDB on loopback\n")
         print(table(results, raw.wall))
     finally:

@@ -38,6 +38,10 @@ def dagster_job(args: dict) -> dict:
 
 def runner_job(args: dict) -> dict:
     """A spec folder's job through the runner alone (no Dagster)."""
+    # what a Dagster code location has imported before any run (the runner imports these
+    # lazily); the other tools' imports are outside their timings too
+    import nexus_dagster.pushdown
+    import nexus_dagster.transforms.engine  # noqa: F401
     from nexus_dagster import runner
     from nexus_dagster.runner import TargetLoaded
     from nexus_dagster.spec.loader import load_project

@@ -1,7 +1,8 @@
 """Which bulk reader a database read can use instead of fetching rows into Python.
 
 PostgreSQL results whose columns are all plain scalars (see :func:`pg_copy_readable`) stream
-through ``COPY ... TO STDOUT (FORMAT csv)`` parsed by pyarrow (:mod:`.pg_copy`). Other
+through ``COPY ... TO STDOUT (FORMAT csv)`` parsed by pyarrow (:mod:`.pg_copy`); MySQL/MariaDB
+results of such columns as server-made CSV lines parsed by pyarrow (:mod:`.mysql_read`). Other
 results, and every other system, keep the row-by-row reader. ``NEXUS_FAST_READ=0`` turns the
 bulk readers off (to compare both paths).
 """
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from nexus_dagster.connectors.sql import pg_copy
+from nexus_dagster.connectors.sql import mysql_read, pg_copy
 from nexus_dagster.connectors.sql.types import UNCONSTRAINED_DECIMAL, ColumnInfo
 
 if TYPE_CHECKING:
@@ -52,7 +53,16 @@ def fast_reader(
     connector: DatabaseConnector, statement: sa.Select[Any], columns: Sequence[ColumnInfo]
 ) -> Reader | None:
     """A bulk reader for this result on this connector, or None for the row reader."""
-    if not enabled() or connector.backend != "postgresql" or not pg_copy_readable(columns):
+    if not enabled():
+        return None
+    if connector.backend == "mysql" and mysql_read.readable(columns):
+
+        def read_lines(stmt: sa.Select[Any], schema: pa.Schema, batch_size: int
+                       ) -> Iterator[pa.RecordBatch]:  # fmt: skip
+            return mysql_read.read_batches(connector.engine, stmt, columns, schema, batch_size)
+
+        return read_lines
+    if connector.backend != "postgresql" or not pg_copy_readable(columns):
         return None
 
     def read(stmt: sa.Select[Any], schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:

@@ -31,6 +31,10 @@ def install_session_setup(engine: sa.Engine, backend: str) -> None:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SET time_zone = '+00:00'")
 
+        from nexus_dagster.connectors.sql.mysql_load import allow_local_infile
+
+        allow_local_infile(engine)
+
     elif backend == "sqlite":
         # pysqlite does not BEGIN before DDL; take over transaction control (SQLAlchemy recipe)
         @event.listens_for(engine, "connect")
