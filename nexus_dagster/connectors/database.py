@@ -119,6 +119,12 @@ class DatabaseConnector(Connector):
             self._engine = engine
         return self._engine
 
+    def _writer(self) -> sa.Engine:
+        """The engine for loads: on SQLite its transactions take the write lock first."""
+        if self.backend == "sqlite":
+            return self.engine.execution_options(sqlite_immediate=True)
+        return self.engine
+
     def close(self) -> None:
         """Close every connection the engine holds."""
         if self._engine is not None:
@@ -432,7 +438,7 @@ class DatabaseConnector(Connector):
         try:
             with self._errors("loading into", table_label, LoadError):
                 created = self._ensure_table(relation.schema, schema, name, mode, keys)
-                with self.engine.begin() as connection:
+                with self._writer().begin() as connection:
                     replaced = self._delete_range(connection, relation.schema, schema, name,
                                                   request.replace_range)
                     result = self._load(connection, relation, schema, name, mode, keys)
@@ -480,7 +486,7 @@ class DatabaseConnector(Connector):
         keys: tuple[str, ...],
     ) -> bool:  # fmt: skip
         """Create the table from the Arrow schema when missing; True when it was created."""
-        with self.engine.begin() as connection:
+        with self._writer().begin() as connection:
             if sa.inspect(connection).has_table(name, schema=schema):
                 return False
             primary = set(keys) if mode == "upsert" else set()
@@ -500,7 +506,7 @@ class DatabaseConnector(Connector):
 
     def _drop_quietly(self, schema: str | None, name: str) -> None:
         try:
-            with self.engine.begin() as connection:
+            with self._writer().begin() as connection:
                 sa.Table(name, sa.MetaData(), schema=schema).drop(connection, checkfirst=True)
         except Exception:
             pass

@@ -43,7 +43,11 @@ def install_session_setup(engine: sa.Engine, backend: str) -> None:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: sa.Connection) -> None:
-            connection.exec_driver_sql("BEGIN")
+            # loads take the write lock up front (BEGIN IMMEDIATE) so that concurrent writers
+            # (parallel partition runs) wait for the busy timeout instead of failing with
+            # "database is locked" when a read lock cannot be upgraded
+            immediate = connection.get_execution_options().get("sqlite_immediate", False)
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def strip_query(query: str | None) -> str:

@@ -30,6 +30,7 @@ KNOWN_PARAMS = frozenset(
 )  # fmt: skip
 
 DEFAULT_TIMEOUT = 10
+SQLITE_BUSY_TIMEOUT = 60
 _TIMEOUT_ARGS = {
     "postgresql": "connect_timeout",
     "mysql": "connect_timeout",
@@ -133,7 +134,8 @@ def connection_settings(params: Mapping[str, Any]) -> ConnectionSettings:
     backend = url.get_backend_name()
     connect_args: dict[str, Any] = {k: v for k, v in params.items() if k not in KNOWN_PARAMS}
     connect_args.update(params.get("connect_args") or {})
-    timeout = params.get("timeout", DEFAULT_TIMEOUT)
+    # SQLite's timeout is how long a writer waits for another one's lock, not a connect timeout
+    timeout = params.get("timeout", SQLITE_BUSY_TIMEOUT if backend == "sqlite" else DEFAULT_TIMEOUT)
     if timeout is not None:
         key = _TIMEOUT_ARGS.get(backend)
         if key:
