@@ -53,7 +53,7 @@ def test_username_alias_and_sqlite_path(tmp_path):
     assert connection_settings({"type": "pg", "username": "x"}).url.username == "x"
     settings = connection_settings({"type": "sqlite", "database": str(tmp_path / "a.db")})
     assert settings.url.render_as_string() == f"sqlite:///{tmp_path / 'a.db'}"
-    assert settings.connect_args == {"timeout": 10.0}
+    assert settings.connect_args == {"timeout": 60.0}  # SQLite: how long a writer waits
 
 
 @pytest.mark.parametrize(
