@@ -29,6 +29,7 @@ from nexus_dagster import (
     Transformation,
     TransformationType,
 )
+from tests.integration.dedicated_pg import self_signed
 
 REPO = Path(__file__).resolve().parents[3]
 DOCS = REPO.parent / "shared" / "NEXUS_DOCS.md"
@@ -283,38 +284,6 @@ def test_quickstart_example_1(tmp_path: Path, quickstart_pg: str):
     assert yaml.safe_load(saved.read_text())["name"] == "Export Users"
 
 
-def self_signed_cert(folder: Path) -> tuple[Path, Path]:
-    """A certificate for localhost/127.0.0.1 and its key (PEM files)."""
-    import datetime as dt
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 @pytest.fixture
 def https_api(tmp_path: Path):
     """A real HTTPS API on 127.0.0.1 serving /data to 'Authorization: Bearer TOKEN'."""
@@ -345,7 +314,7 @@ def https_api(tmp_path: Path):
         def log_message(self, *args):
             pass
 
-    cert, key = self_signed_cert(tmp_path)
+    cert, key = self_signed(tmp_path)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
