@@ -9,13 +9,14 @@ dropped afterwards. Tests using them are marked ``postgres`` / ``mariadb`` autom
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
+
+from tests.support import service_env
 
 PG_ENV = "NEXUS_TEST_PG_URL"
 MARIADB_ENV = "NEXUS_TEST_MARIADB_URL"
@@ -34,30 +35,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(getattr(pytest.mark, marker))
 
 
-def _admin_url(var: str) -> str:
-    url = os.environ.get(var)
-    if url:
-        return url
-    msg = (
-        f"{var} is not set: the test servers are not running. "
-        "Run the suite with `bash scripts/test.sh` (it starts them), or "
-        "`python scripts/services.py start && . .services/env` first."
-    )
-    if os.environ.get("CI"):
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     """Superuser URL (``postgresql+psycopg2://``) of the test PostgreSQL server."""
-    return _admin_url(PG_ENV)
+    return service_env(PG_ENV, "postgres")
 
 
 @pytest.fixture(scope="session")
 def mariadb_admin_url() -> str:
     """URL (``mysql+pymysql://``) of a MariaDB account with all privileges."""
-    return _admin_url(MARIADB_ENV)
+    return service_env(MARIADB_ENV, "mariadb")
 
 
 @pytest.fixture(scope="session")

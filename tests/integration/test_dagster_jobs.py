@@ -17,18 +17,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from nexus_dagster.factory import CURSOR_KEY, build_definitions
-from nexus_dagster.spec.loader import load_project
+from nexus_dagster.factory import CURSOR_KEY
+from tests.support import run_job
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 DAGSTER_EXECUTE = [str(VENV_BIN / "dagster"), "job", "execute", "-m", "nexus_dagster.definitions",
                    "-j", "demo_orders"]
-
-
-def run_job(folder: Path, job: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(load_project(folder))
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
 
 
 @pytest.fixture

@@ -10,16 +10,12 @@ import pytest
 import sqlalchemy as sa
 
 from nexus_dagster.errors import SpecError
-from nexus_dagster.factory import CURSOR_KEY, build_definitions
+from nexus_dagster.factory import CURSOR_KEY
 from nexus_dagster.spec.loader import load_project
 from tests.integration.api import server as srv
+from tests.support import run_job
 
 pytestmark = pytest.mark.api
-
-
-def run_job(folder: Path, job: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    defs = build_definitions(load_project(folder))
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
 
 
 def pg_connection(pg_url: str) -> str:

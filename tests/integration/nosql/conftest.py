@@ -3,33 +3,20 @@ per test on the servers started by ``scripts/services.py`` (``ferretdb``, ``open
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from nexus_dagster.factory import build_definitions
-from nexus_dagster.spec.loader import load_project
+from tests.support import materializations, run_job, service_env
 
-
-def _service_env(var: str, service: str) -> str:
-    value = os.environ.get(var)
-    if value:
-        return value
-    msg = (f"{var} is not set: run `python scripts/services.py start --only {service}` and "
-           "`. .services/env`, or the whole suite with `bash scripts/test.sh`")
-    if os.environ.get("CI"):
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+__all__ = ["materializations", "run_job"]
 
 
 @pytest.fixture(scope="session")
 def mongo_uri() -> str:
     """``mongodb://`` URI of the FerretDB test server."""
-    return _service_env("NEXUS_TEST_MONGODB_URI", "ferretdb")
+    return service_env("NEXUS_TEST_MONGODB_URI", "ferretdb")
 
 
 @pytest.fixture
@@ -57,7 +44,7 @@ def mongo(mongo_uri: str, mongo_db: str) -> Iterator:
 @pytest.fixture(scope="session")
 def opensearch_url() -> str:
     """``http://127.0.0.1:PORT`` of the OpenSearch test node."""
-    return _service_env("NEXUS_TEST_OPENSEARCH_URL", "opensearch")
+    return service_env("NEXUS_TEST_OPENSEARCH_URL", "opensearch")
 
 
 @pytest.fixture
@@ -82,13 +69,3 @@ def opensearch(opensearch_url: str):
     client.close()
 
 
-def run_job(folder: Path, job: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """Run one job of the spec folder through Dagster (in process)."""
-    defs = build_definitions(load_project(folder))
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
-
-
-def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    """Asset key -> metadata of each materialization of the run."""
-    return {e.materialization.asset_key.to_user_string(): e.materialization.metadata
-            for e in result.get_asset_materialization_events()}

@@ -18,6 +18,7 @@ import pytest
 
 from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.remote import RemoteFileConnector
+from tests.support import service_env
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
@@ -33,39 +34,29 @@ NEEDS = {
 }
 
 
-def env(name: str) -> str:
-    value = os.environ.get(name)
-    if value:
-        return value
-    msg = (f"{name} is not set: the storage test servers are not running; run "
-           "`bash scripts/test.sh` or `python3 scripts/services.py start && . .services/env`")
-    if os.environ.get("CI"):
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
-
-
 def base_params(kind: str, name: str) -> dict[str, Any]:
     """Connection params of the test server for ``kind``, in a bucket/folder called ``name``."""
-    env(NEEDS[kind])
+    service_env(NEEDS[kind])
     if kind == "s3":
-        return {"bucket": name, "access_key": env("NEXUS_TEST_S3_ACCESS_KEY"),
-                "secret_key": env("NEXUS_TEST_S3_SECRET_KEY"), "region": "eu-central-1",
-                "endpoint_url": env("NEXUS_TEST_S3_ENDPOINT")}
+        return {"bucket": name, "access_key": service_env("NEXUS_TEST_S3_ACCESS_KEY"),
+                "secret_key": service_env("NEXUS_TEST_S3_SECRET_KEY"), "region": "eu-central-1",
+                "endpoint_url": service_env("NEXUS_TEST_S3_ENDPOINT")}
     if kind == "azure_blob":
-        return {"container": name, "account_name": env("NEXUS_TEST_AZURE_ACCOUNT_NAME"),
-                "account_key": env("NEXUS_TEST_AZURE_ACCOUNT_KEY"),
-                "account_url": env("NEXUS_TEST_AZURE_ACCOUNT_URL")}
+        return {"container": name, "account_name": service_env("NEXUS_TEST_AZURE_ACCOUNT_NAME"),
+                "account_key": service_env("NEXUS_TEST_AZURE_ACCOUNT_KEY"),
+                "account_url": service_env("NEXUS_TEST_AZURE_ACCOUNT_URL")}
     if kind == "gcs":
         return {"bucket": name, "project_id": "nexus-test",
-                "endpoint": env("NEXUS_TEST_GCS_ENDPOINT")}
+                "endpoint": service_env("NEXUS_TEST_GCS_ENDPOINT")}
     if kind == "sftp":
-        return {"host": "127.0.0.1", "port": int(env("NEXUS_TEST_SFTP_PORT")),
-                "username": env("NEXUS_TEST_SFTP_USER"),
-                "password": env("NEXUS_TEST_SFTP_PASSWORD"),
-                "known_hosts": env("NEXUS_TEST_SFTP_KNOWN_HOSTS"),
-                "base_dir": f"{env('NEXUS_TEST_SFTP_HOME')}/{name}"}
-    return {"host": "127.0.0.1", "port": int(env("NEXUS_TEST_FTP_PORT")),
-            "username": env("NEXUS_TEST_FTP_USER"), "password": env("NEXUS_TEST_FTP_PASSWORD"),
+        return {"host": "127.0.0.1", "port": int(service_env("NEXUS_TEST_SFTP_PORT")),
+                "username": service_env("NEXUS_TEST_SFTP_USER"),
+                "password": service_env("NEXUS_TEST_SFTP_PASSWORD"),
+                "known_hosts": service_env("NEXUS_TEST_SFTP_KNOWN_HOSTS"),
+                "base_dir": f"{service_env('NEXUS_TEST_SFTP_HOME')}/{name}"}
+    return {"host": "127.0.0.1", "port": int(service_env("NEXUS_TEST_FTP_PORT")),
+            "username": service_env("NEXUS_TEST_FTP_USER"),
+            "password": service_env("NEXUS_TEST_FTP_PASSWORD"),
             "base_dir": f"/{name}"}
 
 

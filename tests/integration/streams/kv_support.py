@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
 import dagster as dg
-import pytest
 
-from nexus_dagster.factory import build_definitions
-from nexus_dagster.spec.loader import load_project
+from tests.support import materializations, run_job, service_env
 
-
-def service_env(var: str) -> str:
-    """A setting written by ``scripts/services.py start``; skips (fails in CI) when unset."""
-    value = os.environ.get(var)
-    if value:
-        return value
-    msg = (f"{var} is not set: the test servers are not running. Run `bash scripts/test.sh`, "
-           "or `python scripts/services.py start --only kafka,redis && . .services/env`.")
-    if os.environ.get("CI"):
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+__all__ = ["materializations", "run_job", "service_env", "write_spec"]
 
 
 def write_spec(folder: Path, name: str, text: str) -> Path:
@@ -31,18 +18,6 @@ def write_spec(folder: Path, name: str, text: str) -> Path:
     specs.mkdir(parents=True, exist_ok=True)
     (specs / f"{name}.yaml").write_text(textwrap.dedent(text))
     return specs
-
-
-def run_job(specs: Path, job: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
-    """Run one job of a spec folder through Dagster (in process), not raising on failure."""
-    defs = build_definitions(load_project(specs))
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, raise_on_error=False)
-
-
-def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    """Asset key -> metadata of the run's materializations."""
-    return {e.materialization.asset_key.to_user_string(): e.materialization.metadata
-            for e in result.get_asset_materialization_events()}
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
