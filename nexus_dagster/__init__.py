@@ -7,13 +7,6 @@ The names of the Nexus ETL API import from here::
                                ETLMetrics, SecurityManager, ConnectorFactory)
 """
 
-from nexus_dagster.api import (
-    ConnectorFactory,
-    ETLManager,
-    ETLMetrics,
-    ETLStatus,
-    SecurityManager,
-)
 from nexus_dagster.errors import (
     ConnectorError,
     LoadError,
@@ -21,6 +14,13 @@ from nexus_dagster.errors import (
     RetriableError,
     SpecError,
     TransformError,
+)
+from nexus_dagster.python_api import (
+    ConnectorFactory,
+    ETLManager,
+    ETLMetrics,
+    ETLStatus,
+    SecurityManager,
 )
 from nexus_dagster.spec.models import (
     DataSource,

@@ -39,7 +39,6 @@ __all__ = [
     "AuditTrail",
     "append_record",
     "audit_path",
-    "with_metadata",
 ]
 
 
@@ -186,16 +185,3 @@ class AuditTrail:
         except AuditError as exc:
             if self.log is not None:
                 self.log.warning(str(exc))
-
-
-def with_metadata(result: Any, record: dict[str, Any]) -> Any:
-    """A Dagster ``MaterializeResult`` with the audit line added as ``nexus/audit`` metadata."""
-    import dagster as dg
-
-    return dg.MaterializeResult(
-        asset_key=result.asset_key,
-        metadata={**(result.metadata or {}), "nexus/audit": dg.MetadataValue.json(record)},
-        check_results=result.check_results,
-        data_version=result.data_version,
-        tags=result.tags,
-    )

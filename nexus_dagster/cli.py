@@ -59,47 +59,30 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    from nexus_dagster.factory import build_definitions
+    from nexus_dagster.dagster.execution import execute_job
     from nexus_dagster.spec.loader import load_project
 
     project = load_project(args.specs)
     spec = project.job(args.job)
     ensure_dagster_home(Path(args.specs).resolve().parent)
-    defs = build_definitions(project)
-    job_def = defs.resolve_job_def(spec.job.key)
     started = time.perf_counter()
-    with dg.DagsterInstance.get() as instance:
-        result = job_def.execute_in_process(
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": args.log_level}}}},
-        )
-        elapsed = time.perf_counter() - started
-        print()
-        print(f"job {spec.job.key}: {'SUCCESS' if result.success else 'FAILURE'} "
-              f"in {elapsed:.2f} s (run {result.run_id})")
-        for event in result.get_asset_materialization_events():
-            mat = event.materialization
-            meta = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
-            key = mat.asset_key.to_user_string()
-            if "nexus/rows_loaded" in meta:
-                print(f"  {key}: {meta['nexus/rows_extracted']} extracted, "
-                      f"{meta['nexus/rows_transformed']} transformed, "
-                      f"{meta['nexus/rows_loaded']} loaded ({meta['nexus/write_mode']}) "
-                      f"-> {meta['nexus/location']}")
-            elif "nexus/cursor" in meta:
-                print(f"  {key}: cursor now {meta['nexus/cursor'].get('value')}")
-        if not result.success:
-            for event in result.all_events:
-                if event.is_step_failure or event.is_run_failure:
-                    error = event.event_specific_data.error if event.is_step_failure else None
-                    while error is not None and error.cause is not None:
-                        error = error.cause
-                    if error is not None:
-                        print(f"  error: {secrets.mask(error.message.strip())}")
-            return 1
+    report = execute_job(project, spec.job.key, log_level=args.log_level)
+    elapsed = time.perf_counter() - started
+    print()
+    print(f"job {spec.job.key}: {'SUCCESS' if report.status == 'success' else 'FAILURE'} "
+          f"in {elapsed:.2f} s (run {report.run_id})")
+    for key, meta in report.materializations:
+        if "nexus/rows_loaded" in meta:
+            print(f"  {key}: {meta['nexus/rows_extracted']} extracted, "
+                  f"{meta['nexus/rows_transformed']} transformed, "
+                  f"{meta['nexus/rows_loaded']} loaded ({meta['nexus/write_mode']}) "
+                  f"-> {meta['nexus/location']}")
+        elif "nexus/cursor" in meta:
+            print(f"  {key}: cursor now {meta['nexus/cursor'].get('value')}")
+    if report.status != "success":
+        for error in report.errors:
+            print(f"  error: {error}")
+        return 1
     print(f"  run history: {os.environ['DAGSTER_HOME']}; open the UI with `nexus ui` "
           "(or `dagster dev -w workspace.yaml`) and look at group "
           f"{spec.job.key}")

@@ -7,7 +7,7 @@ problem listed; ``nexus validate`` shows the same list without Dagster.
 
 from __future__ import annotations
 
-from nexus_dagster.factory import definitions_from_folder
+from nexus_dagster.dagster.factory import definitions_from_folder
 from nexus_dagster.project import specs_dir
 
 defs = definitions_from_folder(specs_dir())

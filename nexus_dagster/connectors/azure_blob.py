@@ -43,9 +43,6 @@ class AzureBlobConnector(RemoteFileConnector):
         "account_name", "account_key", "connection_string", "sas_token",
     )
 
-    def dagster_kinds(self) -> set[str]:
-        return {"azure"}
-
     def _account_url(self) -> str:
         return str(self.params.get("account_url") or self.params.get("endpoint") or "")
 

@@ -7,12 +7,35 @@ resolved parameters (secrets decrypted, ``${ENV}`` expanded) and reads or writes
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from nexus_dagster.errors import SpecError, SpecProblem
 from nexus_dagster.relation import Relation
+
+#: a value resolved only at run time: ``${ENV}`` / ``${ENV:-default}`` or an ``enc:`` token
+_REFERENCE = re.compile(r"^\s*(\$\{[^}]+\}|enc:\S+)\s*$")
+
+
+class ConnectorParams(BaseModel):
+    """The parameters every connector accepts; a connector's own ``Params`` model extends it.
+
+    ``type`` is the connection's type as written in connections.yaml (``postgresql``,
+    ``s3`` ...), ``encrypted`` the Nexus flag saying its secrets are ``enc:`` tokens. A
+    connector's model types its fields (secrets as ``pydantic.SecretStr``) and says whether
+    unknown keys are errors (``extra="forbid"``) or passed on to its driver (``extra="allow"``).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = None
+    encrypted: bool = False
 
 
 @dataclass(frozen=True)
@@ -101,17 +124,70 @@ class Connector(ABC):
     #: spec fields a source / target of this kind needs: each inner tuple is "one of these"
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: the typed connection parameters; validated once, when the connector is built
+    Params: ClassVar[type[ConnectorParams]] = ConnectorParams
 
     def __init__(self, params: Mapping[str, Any]):
         self.params = dict(params)
+        #: ``params`` validated by :attr:`Params` (secrets as ``SecretStr``)
+        self.config = self.check_params(self.params)
+
+    # --- parameters ---------------------------------------------------------------------------
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> ConnectorParams:
+        """``params`` validated by :attr:`Params`; every problem in one
+        :class:`~nexus_dagster.errors.SpecError` naming the parameter (values never shown)."""
+        try:
+            return cls.Params.model_validate(dict(params))
+        except ValidationError as exc:
+            raise SpecError([
+                SpecProblem(f"{cls.__name__}: {message}", field=f"connection_params.{where}")
+                for where, message in _errors(exc)
+            ]) from None
+
+    @classmethod
+    def params_problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """Problems of not yet resolved params, found at load time: ``(field, message, fix)``.
+
+        A field whose value is a ``${ENV}`` or ``enc:`` reference is checked at run time only.
+        """
+        try:
+            cls.Params.model_validate(dict(params))
+        except ValidationError as exc:
+            problems = []
+            for where, message in _errors(exc):
+                value = params.get(where.split(".")[0]) if where else None
+                if isinstance(value, str) and _REFERENCE.match(value):
+                    continue
+                fields = ", ".join(sorted(cls.Params.model_fields)) or "none"
+                problems.append((f"connection_params.{where}" if where else "connection_params",
+                                 message, f"see the {cls.__name__} parameters: {fields}"))
+            return problems
+        return []
+
+    @classmethod
+    def prepare_params(cls, params: Mapping[str, Any], *, root: Path, role: str) -> dict[str, Any]:
+        """Resolved params made ready for a run of a project at ``root``: relative local paths
+        in them (a SQLite file, a ``base_dir``) taken from the project root. ``role`` is
+        ``"source"`` or ``"target"``. The default changes nothing."""
+        return dict(params)
+
+    def resolve_path(self, path: str | None, root: Path) -> str | None:
+        """A spec's ``file_path`` as this connector reads and writes it; the default (systems
+        without local paths) keeps it as written."""
+        return path
+
+    @classmethod
+    def asset_kinds(
+        cls, type_name: str, params: Mapping[str, Any], file_format: str | None = None
+    ) -> set[str]:
+        """Systems shown as Dagster ``kinds`` on the assets of an endpoint of this connector
+        (``params`` unresolved). The default is the type name."""
+        return {type_name}
 
     @abstractmethod
     def describe(self) -> str:
         """Where this connector points, with no secret in it (a masked URL, a path)."""
-
-    def dagster_kinds(self) -> set[str]:
-        """Systems shown as Dagster ``kinds`` on the assets this connector feeds."""
-        return {self.kinds[0]} if self.kinds else set()
 
     def test_connection(self) -> bool:
         """True when the system answers; never raises for an unreachable server."""
@@ -143,3 +219,12 @@ class Connector(ABC):
     def close(self) -> None:
         """Release connections; called at the end of every run, failed or not."""
         return None
+
+
+def _errors(exc: ValidationError) -> list[tuple[str, str]]:
+    """(dotted field, message) of each pydantic error, without the offending value."""
+    out = []
+    for error in exc.errors(include_url=False, include_input=False):
+        where = ".".join(str(part) for part in error["loc"])
+        out.append((where, error["msg"]))
+    return out

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -56,6 +57,21 @@ from nexus_dagster.errors import (
     SpecError,
 )
 from nexus_dagster.relation import Relation
+
+#: connection ``type`` -> the Dagster kind shown on assets
+_KIND_ALIASES = {
+    "postgresql": "postgres",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mariadb": "mariadb",
+    "sqlite": "sqlite",
+    "duckdb": "duckdb",
+    "mssql": "sqlserver",
+    "oracle": "oracle",
+}
+
+#: the bulk step of a load: (connection, table, columns, batches) -> rows loaded
+BulkLoad = Callable[[sa.Connection, sa.Table, Sequence[str], Iterator[pa.RecordBatch]], int]
 
 
 def _retriable(cls: type[ConnectorError]) -> type[ConnectorError]:
@@ -137,9 +153,33 @@ class DatabaseConnector(Connector):
         """The URL with the password masked."""
         return self.settings.masked
 
-    def dagster_kinds(self) -> set[str]:
-        """The database system (postgresql, mysql, sqlite, ...)."""
-        return {self.backend}
+    @classmethod
+    def prepare_params(cls, params: Mapping[str, Any], *, root: Path, role: str) -> dict[str, Any]:
+        """A relative SQLite ``database`` file is taken from the project root (for a target,
+        its folder is made); ``:memory:``, URLs and other systems are left alone."""
+        prepared = dict(params)
+        database = prepared.get("database")
+        if (
+            str(prepared.get("type", "")).startswith("sqlite")
+            and isinstance(database, str)
+            and database not in ("", ":memory:")
+        ):
+            path = Path(database).expanduser()
+            if not path.is_absolute():
+                path = Path(root) / path
+            if role == "target":
+                path.parent.mkdir(parents=True, exist_ok=True)
+            prepared["database"] = str(path)
+        return prepared
+
+    @classmethod
+    def asset_kinds(
+        cls, type_name: str, params: Mapping[str, Any], file_format: str | None = None
+    ) -> set[str]:
+        """The database system as Dagster knows its kinds (postgres, mysql, sqlite, ...)."""
+        dialect = str(params.get("type") or str(params.get("url", "sql")).split(":")[0])
+        dialect = dialect.split("+")[0]
+        return {_KIND_ALIASES.get(dialect, dialect)}
 
     def test_connection(self) -> bool:
         """True when the database accepts a connection and ``SELECT 1``; never raises."""
@@ -171,12 +211,22 @@ class DatabaseConnector(Connector):
                 raise kind(scrubbed) from None
             raise kind(scrubbed) from exc
 
-    def _split_table(self, table: str) -> tuple[str | None, str]:
+    def split_table(self, table: str) -> tuple[str | None, str]:
         """``schema.table`` -> (schema, table); a bare name takes the ``schema`` param."""
         if "." in table:
             schema, _, name = table.rpartition(".")
             return schema, name
         return self.settings.schema, table
+
+    def table_types_known(self, table: str) -> bool:
+        """True when ``table`` is missing (a load creates it) or every column type reflects
+        (no type SQLAlchemy cannot name)."""
+        schema, name = self.split_table(table)
+        with self.engine.connect() as connection:
+            if not sa.inspect(connection).has_table(name, schema=schema):
+                return True
+            reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+        return not any(isinstance(c.type, sa.types.NullType) for c in reflected.columns)
 
     def _missing_table(self, table: str) -> ConnectorError:
         return ConnectorError(f"table {table!r} does not exist in database {self.describe()}")
@@ -201,7 +251,7 @@ class DatabaseConnector(Connector):
         batch_size = max(1, int(request.batch_size or 50_000))
         label = request.table or "query"
         with self._errors("reading", request.table), self.engine.connect() as connection:
-            columns = self._probe(connection, request)
+            columns = self.probe_columns(connection, request)
         names = [c.name for c in columns]
         cursor = request.cursor
         track = cursor.column if cursor else request.options.get("incremental_column")
@@ -217,7 +267,7 @@ class DatabaseConnector(Connector):
             for c in columns
         ]
         schema = pa.schema(fields)
-        statement = self._select(request, columns, cursor)
+        statement = self.select_statement(request, columns, cursor)
         stats: dict[str, object] = {"rows_read": 0, "batches": 0, "cursor_max": None}
         if track is not None:
             stats["cursor_column"] = track
@@ -240,10 +290,10 @@ class DatabaseConnector(Connector):
 
         return Relation(schema, open_batches, name=f"database {label}", stats=stats)
 
-    def _probe(self, connection: sa.Connection, request: ReadRequest) -> list[ColumnInfo]:
+    def probe_columns(self, connection: sa.Connection, request: ReadRequest) -> list[ColumnInfo]:
         """The result columns of the table or query, from ``LIMIT 0`` or reflection."""
         if request.table:
-            schema, name = self._split_table(request.table)
+            schema, name = self.split_table(request.table)
             if not sa.inspect(connection).has_table(name, schema=schema):
                 raise self._missing_table(request.table)
             source: sa.FromClause = sa.table(name, schema=schema)
@@ -270,7 +320,7 @@ class DatabaseConnector(Connector):
         """SQLAlchemy types by reflection (tables, SQLite query views), else sampled values."""
         typed: list[tuple[str, sa.types.TypeEngine[Any]]]
         if request.table:
-            schema, name = self._split_table(request.table)
+            schema, name = self.split_table(request.table)
             table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
             typed = [(c.name, c.type) for c in table.columns]
         elif self.backend == "sqlite":
@@ -307,11 +357,11 @@ class DatabaseConnector(Connector):
     ) -> sa.FromClause:
         columns = [sa.column(n, types.get(n)) for n in names]
         if request.table:
-            schema, name = self._split_table(request.table)
+            schema, name = self.split_table(request.table)
             return sa.table(name, *columns, schema=schema)
         return query_source(request.query or "", columns)
 
-    def _select(
+    def select_statement(
         self, request: ReadRequest, columns: Sequence[ColumnInfo], cursor: Cursor | None
     ) -> sa.Select[Any]:
         """``SELECT cols FROM table|(query) [WHERE cursor >[=] :value]``, typed for SQLAlchemy."""
@@ -352,7 +402,7 @@ class DatabaseConnector(Connector):
         batch_size: int,
     ) -> Iterator[pa.RecordBatch]:  # fmt: skip
         """Arrow batches of the statement: COPY (PostgreSQL), bulk text (MySQL), or rows."""
-        fast = fast_reader(self, statement, columns)
+        fast = fast_reader(self.backend, self.engine, columns)
         if fast is not None:
             yield from fast(statement, schema, batch_size)
             return
@@ -397,8 +447,15 @@ class DatabaseConnector(Connector):
             yield from result.partitions(batch_size)
 
     # --- write ------------------------------------------------------------------------------
-    def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
+    def write(
+        self, relation: Relation, request: WriteRequest, *, bulk_load: BulkLoad | None = None
+    ) -> LoadResult:
         """Load the relation into ``request.table`` with the requested write mode.
+
+        ``bulk_load`` replaces the bulk step (:meth:`bulk_load`) that moves the rows into the
+        table or the staging table, inside the same transaction; a plan that moves rows its
+        own way (the PostgreSQL COPY pipe) passes one, and keeps this method's write modes,
+        table creation, staging and failure safety.
 
         ``append`` inserts in one transaction; ``overwrite`` and ``upsert`` bulk-load a
         temporary staging table and then replace (DELETE + INSERT ... SELECT) or merge
@@ -433,7 +490,7 @@ class DatabaseConnector(Connector):
             raise LoadError(
                 f"upsert is supported on PostgreSQL, MySQL/MariaDB and SQLite, not {self.backend}"
             )
-        schema, name = self._split_table(request.table)
+        schema, name = self.split_table(request.table)
         created = False
         try:
             with self._errors("loading into", table_label, LoadError):
@@ -441,7 +498,8 @@ class DatabaseConnector(Connector):
                 with self._writer().begin() as connection:
                     replaced = self._delete_range(connection, relation.schema, schema, name,
                                                   request.replace_range)
-                    result = self._load(connection, relation, schema, name, mode, keys)
+                    result = self._load(connection, relation, schema, name, mode, keys,
+                                        bulk_load or self.bulk_load)
         except BaseException:
             if created:
                 self._drop_quietly(schema, name)
@@ -513,7 +571,7 @@ class DatabaseConnector(Connector):
 
     def _load(
         self, connection: sa.Connection, relation: Relation, schema: str | None, name: str,
-        mode: str, keys: tuple[str, ...],
+        mode: str, keys: tuple[str, ...], bulk: BulkLoad,
     ) -> tuple[int, int | None, int | None]:  # fmt: skip
         label = f"{schema}.{name}" if schema else name
         target = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
@@ -528,10 +586,10 @@ class DatabaseConnector(Connector):
             self._check_unique_key(connection, schema, name, keys, label)
         batches = (normalize_for_write(batch) for batch in relation)
         if mode == "append":
-            rows = self._bulk(connection, target, columns, batches)
+            rows = bulk(connection, target, columns, batches)
             return rows, rows, 0
         staging = self._create_staging(connection, target, columns)
-        rows = self._bulk(connection, staging, columns, batches)
+        rows = bulk(connection, staging, columns, batches)
         if mode == "overwrite":
             connection.execute(sa.delete(target))
             connection.execute(
@@ -589,10 +647,13 @@ class DatabaseConnector(Connector):
         connection.execute(sa.CreateTableAs(select, name, temporary=True))
         return sa.Table(name, sa.MetaData(), *[sa.Column(c, target.c[c].type) for c in columns])
 
-    def _bulk(
+    def bulk_load(
         self, connection: sa.Connection, table: sa.Table, columns: Sequence[str],
         batches: Iterator[pa.RecordBatch],
     ) -> int:  # fmt: skip
+        """Move ``batches`` into ``table`` (``columns`` of it) inside the open transaction of
+        ``connection``: COPY on PostgreSQL, LOAD DATA LOCAL on MySQL/MariaDB, batched INSERTs
+        elsewhere. Returns the rows loaded."""
         preparer = connection.dialect.identifier_preparer
         table_sql = preparer.format_table(table)
         columns_sql = [preparer.quote(c) for c in columns]

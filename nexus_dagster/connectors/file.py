@@ -30,6 +30,7 @@ import os
 import posixpath
 import uuid
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import fsspec
@@ -42,18 +43,23 @@ from nexus_dagster.connectors.base import Connector, LoadResult, ReadRequest, Wr
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, NexusError, SpecError
 from nexus_dagster.relation import Relation, conform, rebatch
 
-__all__ = ["FileConnector"]
+__all__ = ["FileConnector", "has_glob", "is_temp_file"]
 
 _GLOB_CHARS = frozenset("*?[")
 _WRITE_FORMATS = frozenset({"csv", "tsv", "json", "jsonl", "parquet", "excel"})
 _STREAM_COMPRESSIONS = frozenset({"gzip", "bz2", "xz", "zstd"})
+#: file format -> the Dagster kind shown on assets
+_FORMAT_KINDS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json",
+                 "parquet": "parquet", "excel": "excel", "xlsx": "excel"}
 
 
-def _has_magic(path: str) -> bool:
+def has_glob(path: str) -> bool:
+    """True when ``path`` is a glob pattern (``*``, ``?`` or ``[``)."""
     return any(c in _GLOB_CHARS for c in path)
 
 
-def _is_temp(path: str) -> bool:
+def is_temp_file(path: str) -> bool:
+    """True for a temporary file of an unfinished write (``.<name>.tmp-<uuid>``)."""
     base = posixpath.basename(path)
     return base.startswith(".") and ".tmp-" in base
 
@@ -73,6 +79,33 @@ class FileConnector(Connector):
         self._fs: fsspec.AbstractFileSystem | None = None
 
     # ------------------------------------------------------------------ storage hooks
+
+    @classmethod
+    def prepare_params(cls, params: Mapping[str, Any], *, root: Path, role: str) -> dict[str, Any]:
+        """A relative ``base_dir`` is taken from the project root."""
+        prepared = dict(params)
+        base_dir = prepared.get("base_dir")
+        if isinstance(base_dir, str) and base_dir and "://" not in base_dir:
+            path = Path(base_dir).expanduser()
+            prepared["base_dir"] = str(path if path.is_absolute() else Path(root) / path)
+        return prepared
+
+    def resolve_path(self, path: str | None, root: Path) -> str | None:
+        """A relative local path is taken from the project root; URLs, absolute paths and
+        paths under a ``base_dir`` (resolved against it by :meth:`resolve`) stay as written."""
+        if not path or "://" in path or Path(path).is_absolute() or self.params.get("base_dir"):
+            return path
+        return str(Path(root) / path)
+
+    @classmethod
+    def asset_kinds(
+        cls, type_name: str, params: Mapping[str, Any], file_format: str | None = None
+    ) -> set[str]:
+        """The file format (csv, json, parquet, excel), plus the system for remote stores."""
+        kinds = {_FORMAT_KINDS[file_format]} if file_format in _FORMAT_KINDS else set()
+        if type_name != "file":
+            kinds.add(type_name)
+        return kinds or {type_name}
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
         """The fsspec filesystem holding the files. Subclasses return theirs (s3fs, adlfs...)."""
@@ -279,7 +312,7 @@ class FileConnector(Connector):
         target = request.path or self.params.get("file_path") or self.params.get("path")
         if not target:
             raise SpecError("a file target needs a path (file_path)")
-        if _has_magic(str(target)):
+        if has_glob(str(target)):
             raise SpecError(f"a file target cannot be a glob: {target!r}")
         final = self.resolve(str(target))
         fmt_param = request.file_format or self.params.get("file_format")
@@ -338,7 +371,7 @@ class FileConnector(Connector):
         fs = self.filesystem()
         resolved = self.resolve(pattern)
         shown = self.location(resolved)
-        if _has_magic(resolved):
+        if has_glob(resolved):
             try:
                 found = fs.glob(resolved, detail=True)
             except FileNotFoundError:
@@ -346,7 +379,7 @@ class FileConnector(Connector):
             files = sorted(
                 path
                 for path, info in found.items()
-                if info.get("type") == "file" and not _is_temp(path)
+                if info.get("type") == "file" and not is_temp_file(path)
             )
             if not files:
                 raise ConnectorError(f"no file matches {shown}")

@@ -37,6 +37,7 @@ import re
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, ClassVar
 
 import fsspec
@@ -44,7 +45,7 @@ import fsspec
 from nexus_dagster import secrets
 from nexus_dagster.connectors import formats
 from nexus_dagster.connectors.base import LoadResult, ReadRequest, WriteRequest
-from nexus_dagster.connectors.file import FileConnector, _has_magic, _is_temp
+from nexus_dagster.connectors.file import FileConnector, has_glob, is_temp_file
 from nexus_dagster.errors import ConnectorError, NexusError, SpecError
 from nexus_dagster.relation import Relation
 
@@ -130,6 +131,16 @@ class RemoteFileConnector(FileConnector):
                 secrets.register_secret(value)
 
     # ------------------------------------------------------------------ hooks for subclasses
+
+    @classmethod
+    def prepare_params(cls, params: Mapping[str, Any], *, root: Path, role: str) -> dict[str, Any]:
+        """Remote stores have no local paths to resolve."""
+        return dict(params)
+
+    def resolve_path(self, path: str | None, root: Path) -> str | None:
+        """Keys and remote paths are relative to the bucket/container/server, never to the
+        project root: kept as written."""
+        return path
 
     def open_filesystem(self) -> fsspec.AbstractFileSystem:
         """Build the fsspec filesystem from ``self.params`` (called once, lazily)."""
@@ -254,7 +265,7 @@ class RemoteFileConnector(FileConnector):
         """Overwrite the target atomically, or append a new part file next to it."""
         mode = request.write_mode
         target = request.path or self.params.get("file_path") or self.params.get("path")
-        if mode == "append" and target and not _has_magic(str(target)):
+        if mode == "append" and target and not has_glob(str(target)):
             part = part_path(str(target), request.run_id)
             with self.errors("write"):
                 result = super().write(relation, replace(request, path=part,
@@ -263,7 +274,7 @@ class RemoteFileConnector(FileConnector):
             return result
         with self.errors("write"):
             result = super().write(relation, request)
-        if mode == "overwrite" and target and not _has_magic(str(target)):
+        if mode == "overwrite" and target and not has_glob(str(target)):
             removed = self._drop_parts(self.resolve(str(target)))
             if removed:
                 result.extra["parts_removed"] = removed
@@ -345,14 +356,14 @@ class RemoteFileConnector(FileConnector):
         """A path, a glob or a prefix (every file under a folder), sorted."""
         fs = self.filesystem()
         resolved = self.resolve(pattern)
-        if _has_magic(resolved):
+        if has_glob(resolved):
             return super()._expand(pattern)
         bare = resolved.rstrip("/") or "/"
         if resolved.endswith("/") or fs.isdir(bare):
             found = fs.find(bare, detail=True)
             files = sorted(
                 p for p, info in found.items()
-                if info.get("type") == "file" and not _is_temp(p)
+                if info.get("type") == "file" and not is_temp_file(p)
                 and not posixpath.basename(p).startswith(".")
             )
             if not files:

@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from nexus_dagster.connectors.registry import connector_types
 from nexus_dagster.errors import SpecError, SpecProblem
-from nexus_dagster.spec.engine import EngineSettings
+from nexus_dagster.spec.engine_settings import EngineSettings
 from nexus_dagster.spec.models import (
     AggregateConfig,
     Connection,
@@ -38,6 +39,7 @@ from nexus_dagster.spec.models import (
     Transformation,
 )
 from nexus_dagster.spec.operations import CheckSpec, PartitionsSpec, TriggerSpec
+from nexus_dagster.spec.validate import check_project, unregistered_type
 
 CONNECTIONS_FILE = "connections.yaml"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -374,8 +376,26 @@ def load_job_file(path: Path, root: Path) -> tuple[JobSpec | None, list[SpecProb
     try:
         job = ETLJob.model_validate(spec.data)
     except ValidationError as exc:
-        return None, problems_from_validation(exc, spec, ETLJob)
+        # the project checks need a valid model; report unknown types now, with the rest
+        return None, problems_from_validation(exc, spec, ETLJob) + type_name_problems(spec)
     return JobSpec(job=job, file=path, root=root, source=spec), []
+
+
+def type_name_problems(spec: SpecFile) -> list[SpecProblem]:
+    """``source_type``/``target_type`` values of a parsed job file that no connector serves."""
+    known = connector_types()
+    problems = []
+    for group, name in (("sources", "source_type"), ("targets", "target_type")):
+        items = spec.data.get(group) if isinstance(spec.data, dict) else None
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            value = item.get(name) if isinstance(item, dict) else None
+            if isinstance(value, str) and value not in known:
+                message, fix = unregistered_type(name, value)
+                problems.append(SpecProblem(message, file=str(spec.path), fix=fix,
+                                            line=spec.line((group, index, name)),
+                                            field=f"{group}[{index}].{name}"))
+    return problems
+
 
 
 def spec_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -405,8 +425,6 @@ def collect(paths: Iterable[str | Path]) -> tuple[Project, list[SpecProblem]]:
     Problems include model errors, YAML errors, and the semantic checks of
     :mod:`nexus_dagster.spec.validate` (references, connector capabilities, cron, ...).
     """
-    from nexus_dagster.spec.validate import check_project
-
     paths = [Path(p) for p in paths]
     problems: list[SpecProblem] = []
     for path in paths:

@@ -25,22 +25,27 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
     model_validator,
 )
 
-from nexus_dagster.spec.api import ApiSourceFields, ApiTargetFields
-from nexus_dagster.spec.engine import EngineSettings
+from nexus_dagster.spec.engine_settings import EngineSettings
 from nexus_dagster.spec.operations import CheckSpec, Notifications, PartitionsSpec, TriggerSpec
+from nexus_dagster.spec.rest_api import ApiSourceFields, ApiTargetFields
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME_RE = re.compile(NAME_PATTERN)
 
 
 class SourceType(StrEnum):
-    """Where data comes from (the Nexus ``SourceType`` members)."""
+    """Where data comes from (the Nexus ``SourceType`` members).
+
+    ``source_type`` itself is an open string: any name of the connector registry is valid,
+    including connectors other packages register (``nexus_dagster.connectors.registry``).
+    """
 
     DATABASE = "database"
     API = "api"
@@ -58,7 +63,8 @@ class SourceType(StrEnum):
 
 
 class TargetType(StrEnum):
-    """Where data goes (the Nexus ``TargetType`` members)."""
+    """Where data goes (the Nexus ``TargetType`` members); ``target_type`` is an open string
+    like ``source_type``."""
 
     DATABASE = "database"
     API = "api"
@@ -106,6 +112,16 @@ def _as_list(value: Any) -> Any:
 
 
 StrList = Annotated[list[str], Field(min_length=1)]
+
+
+def _type_name(value: Any) -> Any:
+    """``SourceType.S3`` -> ``"s3"``: enum members and plain names are the same type name."""
+    return getattr(value, "value", value)
+
+
+#: a source/target type: a name of the connector registry, checked by the project checks
+#: (spec/validate.py), since the models know nothing of the registry
+TypeName = Annotated[str, BeforeValidator(_type_name), Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
 
 
 # ----------------------------------------------------------------------------- transformations
@@ -302,7 +318,7 @@ class DataSource(_Endpoint, ApiSourceFields):
         ...            incremental_value="2024-01-01 00:00:00", batch_size=50000)
     """
 
-    source_type: SourceType
+    source_type: TypeName
     query: str | None = None
     incremental_column: str | None = None
     incremental_value: Any = None
@@ -329,7 +345,7 @@ class DataTarget(_Endpoint, ApiTargetFields):
         ...            write_mode="upsert", key_columns=["id"])
     """
 
-    target_type: TargetType
+    target_type: TypeName
     write_mode: WriteMode = WriteMode.APPEND
     key_columns: list[str] = Field(default_factory=list)
     create_table: bool = True

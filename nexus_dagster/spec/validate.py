@@ -10,19 +10,34 @@ import ast
 import os
 from collections.abc import Iterable
 
-from nexus_dagster.connectors import CONNECTOR_MAP, connector_class
+from nexus_dagster.connectors.registry import ENTRY_POINT_GROUP, connector_class, connector_types
 from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
-from nexus_dagster.spec.api import api_problems
+from nexus_dagster.spec.connections import endpoint_type, resolve_connection
 from nexus_dagster.spec.models import (
     DataSource,
-    DataTarget,
     JoinConfig,
     TransformationType,
 )
+from nexus_dagster.spec.rest_api import api_problems
 from nexus_dagster.spec.validate_operations import operations_problems, trigger_problems
 from nexus_dagster.spec.validate_sensor import sensor_problems
+from nexus_dagster.transforms.expressions import expression_error
 
 CUSTOM_CODE_ENV = "NEXUS_ALLOW_CUSTOM_CODE"
+
+
+def valid_cron(expression: str) -> bool:
+    """True for a five-field cron expression that can fire (Dagster's schedule rules)."""
+    from croniter import croniter
+
+    if not croniter.is_valid(expression):
+        return False
+    expanded, *_ = croniter.expand(expression)
+    if len(expanded) != 5:
+        return False
+    # the 30th or 31st of February never comes
+    return not (len(expanded[3]) == 1 and expanded[3][0] == 2
+                and len(expanded[2]) == 1 and expanded[2][0] in {30, 31})
 
 
 def custom_code_allowed() -> bool:
@@ -101,19 +116,16 @@ def check_job(spec, connections) -> list[SpecProblem]:
                     "fix the code; it runs with df, pd, np, datetime, timedelta",
                 )
         for field_name, expression in _expressions(step):
-            error = _expression_error(expression)
+            error = expression_error(expression)
             if error:
                 problem((*loc, "config", *field_name), error, _EXPRESSION_FIX)
 
-    if job.schedule is not None:
-        from dagster._utils.schedules import is_valid_cron_string
-
-        if not is_valid_cron_string(job.schedule):
-            problem(
-                ("schedule",),
-                f"{job.schedule!r} is not a valid cron expression",
-                'use five fields, e.g. "0 2 * * *" for 02:00 every day',
-            )
+    if job.schedule is not None and not valid_cron(job.schedule):
+        problem(
+            ("schedule",),
+            f"{job.schedule!r} is not a valid cron expression",
+            'use five fields, e.g. "0 2 * * *" for 02:00 every day',
+        )
     if job.timezone is not None:
         import zoneinfo
 
@@ -124,6 +136,15 @@ def check_job(spec, connections) -> list[SpecProblem]:
                 ("timezone",), f"unknown time zone {job.timezone!r}", 'use e.g. "Europe/Berlin"'
             )
     return problems + operations_problems(spec) + sensor_problems(spec)
+
+
+def unregistered_type(field: str, value: str) -> tuple[str, str]:
+    """(message, fix) for a type name no connector serves, with the known names in the fix."""
+    return (
+        f"{field} {value!r} is not a registered connector",
+        f"use one of: {', '.join(connector_types())}; or install/register a connector for it "
+        f"(entry-point group {ENTRY_POINT_GROUP})",
+    )
 
 
 _EXPRESSION_FIX = (
@@ -141,33 +162,13 @@ def _expressions(step) -> Iterable[tuple[tuple[str, ...], str]]:
             yield ("mappings", column), expression
 
 
-def _expression_error(expression: str) -> str | None:
-    """The compiler's complaint about an expression's syntax, checked without columns."""
-    try:
-        from nexus_dagster.transforms.expressions import validate_expression
-    except ImportError:  # pragma: no cover - the compiler ships with the package
-        return None
-    try:
-        validate_expression(expression)
-    except Exception as exc:  # any complaint of the compiler becomes a spec problem
-        return str(exc)
-    return None
 
 
-def resolve_connection(endpoint: DataSource | DataTarget, connections) -> dict:
-    """The endpoint's unresolved connection params (named connection or inline)."""
-    if endpoint.connection:
-        connection = connections[endpoint.connection]
-        params = {"type": connection.type, **connection.params}
-        if connection.encrypted:
-            params["encrypted"] = True
-        return params
-    return dict(endpoint.connection_params)
 
 
 def _check_endpoint(loc, endpoint, connections, problem) -> None:
     is_source = isinstance(endpoint, DataSource)
-    kind = (endpoint.source_type if is_source else endpoint.target_type).value
+    kind = endpoint_type(endpoint)
     type_field = "source_type" if is_source else "target_type"
     if endpoint.connection and endpoint.connection not in connections:
         known = ", ".join(sorted(connections)) or "none defined"
@@ -184,11 +185,7 @@ def _check_endpoint(loc, endpoint, connections, problem) -> None:
     try:
         cls = connector_class(kind)
     except UnsupportedError:
-        problem(
-            (*loc, type_field),
-            f"{type_field} {kind!r} is not supported yet",
-            f"supported: {', '.join(sorted(CONNECTOR_MAP))}",
-        )
+        problem((*loc, type_field), *unregistered_type(type_field, kind))
         return
     except (ImportError, SpecError) as exc:
         problem((*loc, type_field), f"connector for {kind!r} cannot load: {exc}", "reinstall")
@@ -211,5 +208,8 @@ def _check_endpoint(loc, endpoint, connections, problem) -> None:
             f"use one of: {', '.join(sorted(cls.write_modes))}",
         )
     params = resolve_connection(endpoint, connections) if known_connection else {}
+    if known_connection and not endpoint.connection:
+        for field, message, fix in cls.params_problems(params):
+            problem((*loc, *field.split(".")), message, fix)
     for field, message, fix in cls.spec_problems(role, endpoint.table, endpoint.options, params):
         problem((*loc, *field.split(".")), message, fix)

@@ -6,11 +6,12 @@ the fix, like every other spec problem.
 
 from __future__ import annotations
 
-from nexus_dagster.connectors import connector_class
+from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.errors import SpecError, SpecProblem
+from nexus_dagster.transforms.expressions import expression_error
 
 
-def _problem(spec, loc: tuple, message: str, fix: str) -> SpecProblem:
+def problem_at(spec, loc: tuple, message: str, fix: str) -> SpecProblem:
     file, line = spec.where(loc)
     field = ""
     for part in loc:
@@ -32,48 +33,46 @@ def operations_problems(spec) -> list[SpecProblem]:
     targets = {t.name: t for t in job.targets}
     for index, check in enumerate(job.checks):
         if check.target is not None and check.target not in targets:
-            problems.append(_problem(
+            problems.append(problem_at(
                 spec, ("checks", index, "target"),
                 f"check target {check.target!r} is not a target of this job",
                 f"use one of: {', '.join(targets)}, or leave target out to check every target",
             ))
         if check.check.value == "expression":
-            from nexus_dagster.spec.validate import _expression_error
-
-            error = _expression_error(check.expression or "")
+            error = expression_error(check.expression or "")
             if error:
-                problems.append(_problem(spec, ("checks", index, "expression"), error,
+                problems.append(problem_at(spec, ("checks", index, "expression"), error,
                                          "use the filter condition syntax"))
     for name, target in targets.items():
-        cls = _connector(target.target_type.value)
+        cls = _connector(target.target_type)
         if job.checks and cls is not None and not cls.is_source:
-            problems.append(_problem(
+            problems.append(problem_at(
                 spec, ("checks",), f"target {name!r} cannot be read back, so it cannot be checked",
                 "give the checks a target: that is readable (a database or file target)",
             ))
     if job.partitions is not None:
         loc = ("partitions",)
         if not any(s.incremental_column for s in job.sources):
-            problems.append(_problem(
+            problems.append(problem_at(
                 spec, loc, "partitions need a source with incremental_column (the time column)",
                 "add incremental_column: <timestamp column> to the source",
             ))
         for index, target in enumerate(job.targets):
-            cls = _connector(target.target_type.value)
+            cls = _connector(target.target_type)
             if cls is not None and not cls.supports_replace_range:
-                problems.append(_problem(
+                problems.append(problem_at(
                     spec, ("targets", index, "target_type"),
-                    f"{target.target_type.value} targets cannot replace a partition's rows",
+                    f"{target.target_type} targets cannot replace a partition's rows",
                     "use a database target for partitioned jobs, or remove partitions",
                 ))
             if target.write_mode.value == "overwrite":
-                problems.append(_problem(
+                problems.append(problem_at(
                     spec, ("targets", index, "write_mode"),
                     "write_mode overwrite would delete the other partitions",
                     "use append (each partition run replaces its own window) or upsert",
                 ))
         if job.trigger is not None:
-            problems.append(_problem(
+            problems.append(problem_at(
                 spec, ("trigger",), "a partitioned job cannot be triggered by another job",
                 "remove trigger, or remove partitions and use the incremental cursor",
             ))
@@ -90,7 +89,7 @@ def trigger_problems(spec, project) -> list[SpecProblem]:
     for index, name in enumerate(job.trigger.after):
         if name == job.key or name not in keys:
             others = ", ".join(sorted(keys - {job.key})) or "none"
-            problems.append(_problem(
+            problems.append(problem_at(
                 spec, ("trigger", "after", index),
                 f"trigger after {name!r}: " + ("a job cannot trigger itself" if name == job.key
                                                else "no such job in this project"),

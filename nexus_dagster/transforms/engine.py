@@ -484,7 +484,8 @@ def _execute(
             bases[logical] = sa.table(
                 registered, *[sa.column(f.name, sqlalchemy_type(f.type)) for f in schema]
             )
-        builder = _Builder(con, bases, source_names, previous_code, ordered)
+        builder = SqlBuilder(bases, source_names, con=con, previous_code=previous_code,
+                             ordered=ordered)
         try:
             stmt = builder.build(stage.steps)
             sql, params = _compile(stmt)
@@ -566,16 +567,29 @@ class _Node:
     order: list[tuple[str, bool]]
 
 
-class _Builder:
-    """Builds the SQL of one stage as nested SQLAlchemy subqueries, one per step."""
+class SqlBuilder:
+    """Builds the SQL of one stage as nested SQLAlchemy subqueries, one per step.
+
+    Args:
+        bases: input name -> the table (or subquery) it reads.
+        source_names: the job's source names, in spec order.
+        con: the DuckDB connection of the stage (pivot reads distinct values through it);
+            None when compiling for another database.
+        previous_code: the name of the custom_code step whose result the stage starts from.
+        ordered: keep the input row order (hidden ordinal columns).
+
+    Example:
+        >>> select = SqlBuilder({"src": table}, ["src"]).build(steps)  # doctest: +SKIP
+    """
 
     def __init__(
         self,
-        con: duckdb.DuckDBPyConnection,
         bases: dict[str, FromClause],
         source_names: list[str],
-        previous_code: str | None,
-        ordered: bool,
+        *,
+        con: duckdb.DuckDBPyConnection | None = None,
+        previous_code: str | None = None,
+        ordered: bool = False,
     ) -> None:
         self.con = con
         self.bases = bases

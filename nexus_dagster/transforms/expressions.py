@@ -613,3 +613,13 @@ def referenced_columns(expression: str) -> set[str]:
     recorder = _Recorder()
     _Compiler(expression, recorder, backticks).compile(node, where=False)
     return set(recorder.names)
+
+
+def expression_error(expression: str) -> str | None:
+    """The compiler's complaint about an expression's syntax (checked without columns), or
+    None when it compiles."""
+    try:
+        validate_expression(expression)
+    except Exception as exc:  # any complaint of the compiler becomes a spec problem
+        return str(exc)
+    return None

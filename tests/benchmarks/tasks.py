@@ -17,7 +17,7 @@ def dagster_job(args: dict) -> dict:
     start = time.perf_counter()
     import dagster as dg
 
-    from nexus_dagster.factory import build_definitions
+    from nexus_dagster.dagster.factory import build_definitions
     from nexus_dagster.spec.loader import load_project
 
     imported = time.perf_counter()
@@ -40,17 +40,17 @@ def runner_job(args: dict) -> dict:
     """A spec folder's job through the runner alone (no Dagster)."""
     # what a Dagster code location has imported before any run (the runner imports these
     # lazily); the other tools' imports are outside their timings too
-    import nexus_dagster.pushdown
+    import nexus_dagster.run.pg_pipe
     import nexus_dagster.transforms.engine  # noqa: F401
-    from nexus_dagster import runner
-    from nexus_dagster.runner import TargetLoaded
+    from nexus_dagster import run
+    from nexus_dagster.run import TargetLoaded
     from nexus_dagster.spec.loader import load_project
 
     project = load_project(args["folder"])
     spec = project.job(args["job"])
     start = time.perf_counter()
     rows = 0
-    for event in runner.execute(spec, project.connections):
+    for event in run.execute(spec, project.connections):
         if isinstance(event, TargetLoaded):
             rows = event.result.rows_loaded
     return {"seconds": time.perf_counter() - start, "rows": rows}

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from nexus_dagster.factory import CURSOR_KEY
+from nexus_dagster.dagster.factory import CURSOR_KEY
 from tests.support import run_job
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ import pytest
 
 from nexus_dagster.connectors.database import DatabaseConnector
 from nexus_dagster.connectors.file import FileConnector
-from nexus_dagster.prefetch import for_sources, prefetch
 from nexus_dagster.relation import Relation
+from nexus_dagster.run.prefetch import for_sources, prefetch
 
 SCHEMA = pa.schema([("id", pa.int64())])
 

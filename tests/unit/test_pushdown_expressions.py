@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nexus_dagster.pushdown import portable_expression
+from nexus_dagster.transforms.portable import portable_expression
 
 KINDS = {"amount": "decimal", "qty": "int", "status": "string", "at": "time", "ok": "bool",
          "price": "float", "blob": "other"}

@@ -10,8 +10,8 @@ import dagster as dg
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._serdes import serialize_value
 
-from nexus_dagster.factory import build_definitions
-from nexus_dagster.resources import NexusConnection, shown_params
+from nexus_dagster.dagster.factory import build_definitions
+from nexus_dagster.dagster.resources import NexusConnection, shown_params
 from nexus_dagster.spec.loader import load_project
 
 SECRETS = ["hunter2-literal", "S3cretKeyLiteral/abc", "urlpass-9876", "default-pw-55"]

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
 from nexus_dagster.connectors.sql import mysql_read, pg_copy
 from nexus_dagster.connectors.sql.types import UNCONSTRAINED_DECIMAL, ColumnInfo
-
-if TYPE_CHECKING:
-    from nexus_dagster.connectors.database import DatabaseConnector
 
 ENV_SWITCH = "NEXUS_FAST_READ"
 
@@ -50,23 +47,24 @@ def pg_copy_readable(columns: Sequence[ColumnInfo]) -> bool:
 
 
 def fast_reader(
-    connector: DatabaseConnector, statement: sa.Select[Any], columns: Sequence[ColumnInfo]
+    backend: str, engine: sa.Engine, columns: Sequence[ColumnInfo]
 ) -> Reader | None:
-    """A bulk reader for this result on this connector, or None for the row reader."""
+    """A bulk reader for a result of ``columns`` on ``engine`` (a ``backend`` database:
+    ``postgresql``, ``mysql`` ...), or None for the row reader."""
     if not enabled():
         return None
-    if connector.backend == "mysql" and mysql_read.readable(columns):
+    if backend == "mysql" and mysql_read.readable(columns):
 
         def read_lines(stmt: sa.Select[Any], schema: pa.Schema, batch_size: int
                        ) -> Iterator[pa.RecordBatch]:  # fmt: skip
-            return mysql_read.read_batches(connector.engine, stmt, columns, schema, batch_size)
+            return mysql_read.read_batches(engine, stmt, columns, schema, batch_size)
 
         return read_lines
-    if connector.backend != "postgresql" or not pg_copy_readable(columns):
+    if backend != "postgresql" or not pg_copy_readable(columns):
         return None
 
     def read(stmt: sa.Select[Any], schema: pa.Schema, batch_size: int) -> Iterator[pa.RecordBatch]:
-        with connector.engine.connect() as connection:
+        with engine.connect() as connection:
             yield from pg_copy.read_batches(connection, stmt, schema, batch_size)
 
     return read

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from nexus_dagster.connectors.sql.session import compile_statement
-from nexus_dagster.connectors.sql.types import ColumnInfo, _to_json
+from nexus_dagster.connectors.sql.types import ColumnInfo, to_json
 from nexus_dagster.errors import DataError
 
 _DATE_CONVERTS = frozenset({None, "_zero_date_to_none"})
@@ -38,7 +38,7 @@ def _kind(info: ColumnInfo) -> str | None:
             return None
         return "date"
     if pa.types.is_string(t):
-        return "text" if convert is None or convert is _to_json else None
+        return "text" if convert is None or convert is to_json else None
     if convert is not None:
         return None
     if pa.types.is_decimal(t) or pa.types.is_integer(t) or pa.types.is_floating(t):

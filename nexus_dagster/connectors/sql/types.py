@@ -45,7 +45,8 @@ def _decimal_type(precision: int | None, scale: int | None) -> pa.DataType:
     return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
 
 
-def _to_json(value: Any) -> str:
+def to_json(value: Any) -> str:
+    """A JSON/array value as JSON text (text values as they are)."""
     return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
 
 
@@ -95,8 +96,8 @@ def pg_column(desc: Any) -> ColumnInfo:
     if oid == 17:
         return ColumnInfo(desc.name, pa.binary(), bytes)
     if oid in (114, 3802):
-        return ColumnInfo(desc.name, pa.string(), _to_json)
-    return ColumnInfo(desc.name, pa.string(), _to_json if oid in _PG_ARRAYS else str)
+        return ColumnInfo(desc.name, pa.string(), to_json)
+    return ColumnInfo(desc.name, pa.string(), to_json if oid in _PG_ARRAYS else str)
 
 
 #: common array type OIDs; arrays are carried as JSON text
@@ -143,7 +144,7 @@ def mysql_column(desc: Sequence[Any], field: Any) -> ColumnInfo:
     if code == 16:
         return ColumnInfo(name, pa.int64(), lambda v: int.from_bytes(v, "big"))
     if code == 245:
-        return ColumnInfo(name, pa.string(), _to_json)
+        return ColumnInfo(name, pa.string(), to_json)
     if code in (15, 249, 250, 251, 252, 253, 254):
         return ColumnInfo(name, pa.binary(), bytes) if binary else ColumnInfo(name, pa.string())
     if code == 255:
@@ -178,7 +179,7 @@ def sa_column(name: str, sa_type: sa.types.TypeEngine[Any]) -> ColumnInfo | None
     if isinstance(t, sa.LargeBinary | sa.types._Binary):
         return ColumnInfo(name, pa.binary(), bytes)
     if isinstance(t, sa.JSON):
-        return ColumnInfo(name, pa.string(), _to_json)
+        return ColumnInfo(name, pa.string(), to_json)
     if isinstance(t, sa.String):
         return ColumnInfo(name, pa.string(), str)
     return ColumnInfo(name, pa.string(), str)
@@ -302,7 +303,7 @@ def normalize_for_write(batch: pa.RecordBatch) -> pa.RecordBatch:
             new = pc.cast(new, pa.binary())
         elif pa.types.is_nested(t) or pa.types.is_null(t) or pa.types.is_duration(t):
             new = pa.array(
-                [None if v is None else _to_json(v) for v in col.to_pylist()], type=pa.string()
+                [None if v is None else to_json(v) for v in col.to_pylist()], type=pa.string()
             )
         if new is not col:
             changed = True

@@ -9,8 +9,8 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from nexus_dagster.dagster.factory import CURSOR_KEY
 from nexus_dagster.errors import SpecError
-from nexus_dagster.factory import CURSOR_KEY
 from nexus_dagster.spec.loader import load_project
 from tests.integration.api import server as srv
 from tests.support import run_job

@@ -8,8 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from nexus_dagster.connectors.api import ApiConnector
 from nexus_dagster.connectors.base import Cursor, ReadRequest
+from nexus_dagster.connectors.rest_api import ApiConnector
 from nexus_dagster.errors import ConnectorError, DataError, RetriableError, SpecError
 from nexus_dagster.secrets import mask
 from tests.integration.api import server as srv

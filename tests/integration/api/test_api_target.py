@@ -10,8 +10,8 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from nexus_dagster.connectors.api import ApiConnector
 from nexus_dagster.connectors.base import WriteRequest
+from nexus_dagster.connectors.rest_api import ApiConnector
 from nexus_dagster.errors import LoadError
 from nexus_dagster.relation import Relation
 from tests.integration.api import server as srv

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.base import ReadRequest, WriteRequest
 from nexus_dagster.connectors.file import FileConnector
+from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.relation import Relation
 
 TEXT_FORMATS = ["csv", "tsv", "jsonl", "json"]

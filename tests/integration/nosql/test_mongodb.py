@@ -12,9 +12,9 @@ import pytest
 from bson import ObjectId
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.base import Cursor, ReadRequest, WriteRequest
 from nexus_dagster.connectors.mongodb import MongoDBConnector
+from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, RetriableError, SpecError
 from nexus_dagster.relation import Relation
 from tests.integration.nosql.conftest import materializations, run_job

@@ -15,8 +15,8 @@ import dagster as dg
 import pyarrow as pa
 import pytest
 
-from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.base import Cursor, ReadRequest, WriteRequest
+from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.connectors.search import SearchConnector
 from nexus_dagster.errors import ConnectorError, LoadError, RetriableError, SpecError
 from nexus_dagster.relation import Relation

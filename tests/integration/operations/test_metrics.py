@@ -7,7 +7,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, start_http_server
 
-from nexus_dagster.metrics import RunEventExporter
+from nexus_dagster.dagster.metrics import RunEventExporter
 from tests.integration.operations.conftest import make_source, run, write_spec
 from tests.integration.operations.servers import free_port
 

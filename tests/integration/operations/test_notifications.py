@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nexus_dagster.factory import build_definitions
-from nexus_dagster.notifications import Message, NotificationError, post_json
+from nexus_dagster.dagster.factory import build_definitions
+from nexus_dagster.dagster.notifications import Message, NotificationError, post_json
 from nexus_dagster.spec.loader import load_project
 from tests.integration.operations.conftest import make_source, write_spec
 from tests.integration.operations.servers import http_server, smtp_server

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from nexus_dagster.factory import build_definitions
+from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
 from tests.integration.operations.conftest import write_spec
 

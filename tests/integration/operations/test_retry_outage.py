@@ -17,7 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from nexus_dagster.factory import build_definitions
+from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
 from tests.integration.dedicated_pg import (
     PASSWORD,

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from nexus_dagster.factory import build_definitions
+from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import collect, load_project
 
 ROWS = 600_000  # 300,000 groups of ~40-byte keys: well over twice the 32MB limit in the engine

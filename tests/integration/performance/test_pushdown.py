@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from nexus_dagster import runner
 from nexus_dagster.connectors.base import ReadRequest
 from nexus_dagster.connectors.database import DatabaseConnector
 from nexus_dagster.errors import LoadError
-from nexus_dagster.runner import SourceExtracted, TargetLoaded
+from nexus_dagster.run import SourceExtracted, TargetLoaded, execute
 from nexus_dagster.spec.loader import JobSpec
 from nexus_dagster.spec.models import ETLJob
 
@@ -51,7 +50,7 @@ def spec(url: str, target: str, mode: str = "append", steps=STEPS, **source) -> 
 
 def run(monkeypatch, job: JobSpec, pushdown: bool, cursors=None) -> list:
     monkeypatch.setenv("NEXUS_PUSHDOWN", "1" if pushdown else "0")
-    return list(runner.execute(job, {}, stored_cursors=cursors))
+    return list(execute(job, {}, stored_cursors=cursors))
 
 
 def rows(engine: sa.Engine, table: str) -> list[tuple]:

@@ -127,14 +127,11 @@ def test_failed_run_returns_failed_with_masked_error(manager: ETLManager, tmp_pa
     assert manager.get_job_metrics(job_id)[0].status is ETLStatus.FAILED
 
 
-def test_unsupported_type_fails_at_create(manager: ETLManager, tmp_path: Path, monkeypatch):
-    from nexus_dagster import connectors
-
-    monkeypatch.delitem(connectors.CONNECTOR_MAP, "kafka", raising=False)
+def test_unregistered_type_fails_at_create(manager: ETLManager, tmp_path: Path):
     job = users_job(tmp_path)
-    job.sources[0] = DataSource(name="events", source_type=SourceType.KAFKA,
+    job.sources[0] = DataSource(name="events", source_type="snowpipe",
                                 connection_params={"brokers": "localhost:9092"})
-    with pytest.raises(SpecError, match="source_type 'kafka' is not supported yet"):
+    with pytest.raises(SpecError, match="source_type 'snowpipe' is not a registered connector"):
         manager.create_job(job)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from nexus_dagster.factory import build_definitions
+from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
 
 JOB = """\

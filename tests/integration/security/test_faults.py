@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from nexus_dagster.factory import CURSOR_KEY, build_definitions
+from nexus_dagster.dagster.factory import CURSOR_KEY, build_definitions
 from nexus_dagster.spec.loader import load_project
 from tests.integration.dedicated_pg import Trap
 from tests.integration.dedicated_pg import autocommit_engine as _engine
@@ -155,7 +155,7 @@ def test_target_killed_mid_load(tmp_path, monkeypatch, dedicated_pg, pg_url):
 RUNNER = """\
 import sys
 import dagster as dg
-from nexus_dagster.factory import build_definitions
+from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
 job = build_definitions(load_project(sys.argv[1])).resolve_job_def("sync_orders")
 with dg.DagsterInstance.get() as instance:

@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
 from nexus_dagster import secrets
-from nexus_dagster.factory import build_definitions
+from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
 
 VENV_BIN = Path(sys.executable).parent

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from nexus_dagster.connectors import connector_class
+from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.connectors.remote import RemoteFileConnector
 from tests.support import service_env
 

@@ -58,7 +58,7 @@ def main(folder: str, warm_up: str, jobs: list[str]) -> dict:
     import dagster as dg
     import s3fs.core
 
-    from nexus_dagster.factory import build_definitions
+    from nexus_dagster.dagster.factory import build_definitions
     from nexus_dagster.spec.loader import load_project
 
     ranges: list[int] = []

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nexus_dagster.connectors.base import ReadRequest
-from nexus_dagster.factory import build_definitions
+from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
 
 from .conftest import Store, make_store

@@ -18,9 +18,9 @@ from nexus_dagster.connectors.http.pagination import (
 from nexus_dagster.connectors.http.records import find_records, flatten, flatten_records
 from nexus_dagster.errors import DataError, SpecError
 from nexus_dagster.secrets import mask
-from nexus_dagster.spec.api import endpoint_params
 from nexus_dagster.spec.loader import collect
 from nexus_dagster.spec.models import DataSource, DataTarget, SourceType
+from nexus_dagster.spec.rest_api import endpoint_params
 
 
 def test_nexus_example_2_shape_is_valid():

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.base import Cursor, ReadRequest, WriteRequest
 from nexus_dagster.connectors.database import DatabaseConnector
+from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.connectors.sql.types import coerce_cursor_value, sa_type_for
 from nexus_dagster.connectors.sql.url import connection_settings
 from nexus_dagster.errors import ConnectorError, LoadError, SpecError

@@ -9,7 +9,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from nexus_dagster.checks import run_check
+from nexus_dagster.dagster.checks import run_check
 from nexus_dagster.spec.loader import collect
 from nexus_dagster.spec.models import ETLJob
 from nexus_dagster.spec.operations import CheckSpec, parse_duration

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nexus_dagster.lineage import column_lineage
+from nexus_dagster.dagster.lineage import column_lineage
 from nexus_dagster.spec.models import ETLJob
 
 

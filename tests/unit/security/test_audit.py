@@ -9,7 +9,7 @@ import pytest
 
 from nexus_dagster import audit, secrets
 from nexus_dagster.connectors.base import LoadResult
-from nexus_dagster.runner import TargetLoaded
+from nexus_dagster.run import TargetLoaded
 from nexus_dagster.spec.loader import JobSpec
 from nexus_dagster.spec.models import ETLJob
 

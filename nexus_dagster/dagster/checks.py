@@ -26,8 +26,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors.base import Cursor, ReadRequest
-from nexus_dagster.runner import _path, filter_cursor, make_connector
+from nexus_dagster.run.cursors import filter_cursor, window_cursor
+from nexus_dagster.run.endpoints import open_endpoint, read_back_request
 from nexus_dagster.spec.models import DataTarget, ETLJob
 from nexus_dagster.spec.operations import CheckSpec, CheckType
 
@@ -109,16 +109,12 @@ def evaluate(
         by_target.setdefault(item.target.name, []).append(item)
     for items in by_target.values():
         target = items[0].target
-        connector = make_connector(target, spec, connections)
+        connector = open_endpoint(target, spec, connections)
         try:
             column = next((s.incremental_column for s in spec.job.sources
                            if s.incremental_column), None)
-            cursor = Cursor(column, window[0], True, upper=window[1]) if window and column else None
-            relation = connector.read(ReadRequest(
-                table=target.table, path=_path(spec, target.file_path),
-                file_format=target.file_format, options=target.options,
-                batch_size=target.batch_size, cursor=cursor,
-            ))
+            cursor = window_cursor(column, window)
+            relation = connector.read(read_back_request(target, connector, spec.root, cursor))
             if cursor and not connector.supports_incremental:
                 relation = filter_cursor(relation, cursor, target.name)
             with duckdb.connect(":memory:") as con:

@@ -12,7 +12,7 @@ Per job:
   schedule when the spec has one.
 
 Example:
-    >>> from nexus_dagster.factory import definitions_from_folder
+    >>> from nexus_dagster.dagster.factory import definitions_from_folder
     >>> defs = definitions_from_folder("job_specs")
 """
 
@@ -27,97 +27,32 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
-from nexus_dagster import (
-    audit,
+from nexus_dagster import audit, secrets
+from nexus_dagster.dagster import (
     checks,
     lineage,
     notifications,
     partitions,
     resources,
-    runner,
-    secrets,
     sensors,
     triggers,
 )
+from nexus_dagster.dagster.translator import NexusTranslator
 from nexus_dagster.errors import NexusError
+from nexus_dagster.run import SourceExtracted, TargetLoaded, execute
+from nexus_dagster.spec.connections import resolve_connection
 from nexus_dagster.spec.loader import JobSpec, Project, load_project
-from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
-from nexus_dagster.spec.validate import resolve_connection
+from nexus_dagster.spec.models import ETLJob
 
 CURSOR_KEY = "nexus/cursor"
 STATE_KEY = "nexus/state"
 
-_KIND_ALIASES = {
-    "postgresql": "postgres",
-    "postgres": "postgres",
-    "mysql": "mysql",
-    "mariadb": "mariadb",
-    "sqlite": "sqlite",
-    "duckdb": "duckdb",
-    "mssql": "sqlserver",
-    "oracle": "oracle",
-}
-_FORMAT_KINDS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json",
-                 "parquet": "parquet", "excel": "excel", "xlsx": "excel"}
 
 
 class RunError(NexusError):
     """A run failed; the message is the original error's, with secrets masked."""
 
 
-@dataclass
-class NexusTranslator:
-    """Every naming decision from spec to Dagster, overridable method by method."""
-
-    def group_name(self, job: ETLJob) -> str:
-        return job.key
-
-    def source_key(self, job: ETLJob, source: DataSource) -> dg.AssetKey:
-        return dg.AssetKey([job.key, source.name])
-
-    def target_key(self, job: ETLJob, target: DataTarget) -> dg.AssetKey:
-        return dg.AssetKey([job.key, target.name])
-
-    def kinds(self, endpoint: DataSource | DataTarget, params: dict[str, Any]) -> set[str]:
-        kind = (
-            endpoint.source_type if isinstance(endpoint, DataSource) else endpoint.target_type
-        ).value
-        if kind == "database":
-            dialect = str(params.get("type") or params.get("url", "sql").split(":")[0])
-            return {_KIND_ALIASES.get(dialect.split("+")[0], dialect.split("+")[0])}
-        fmt = endpoint.file_format or Path(endpoint.file_path or "").suffix.lstrip(".")
-        kinds = {kind} if kind != "file" else set()
-        if fmt in _FORMAT_KINDS:
-            kinds.add(_FORMAT_KINDS[fmt])
-        return kinds or {kind}
-
-    def metadata(self, endpoint: DataSource | DataTarget, params: dict[str, Any]) -> dict:
-        """Static, secret-free facts shown on the asset: where it lives."""
-        meta: dict[str, Any] = {}
-        if endpoint.connection:
-            meta["nexus/connection"] = endpoint.connection
-        shown = {k: v for k, v in params.items() if not secrets.is_sensitive(str(k))}
-        for key in ("type", "host", "port", "database", "bucket", "container"):
-            if key in shown and isinstance(shown[key], str | int):
-                meta[f"nexus/{key}"] = str(shown[key])
-        if endpoint.table:
-            meta["nexus/table"] = endpoint.table
-            meta["dagster/table_name"] = endpoint.table
-        if getattr(endpoint, "query", None):
-            meta["nexus/query"] = dg.MetadataValue.md(f"```sql\n{endpoint.query}\n```")
-        if endpoint.file_path:
-            meta["nexus/file_path"] = endpoint.file_path
-        return meta
-
-    def description(self, endpoint: DataSource | DataTarget) -> str:
-        if endpoint.description:
-            return endpoint.description
-        kinds = (("table", endpoint.table), ("file", endpoint.file_path),
-                 ("query", getattr(endpoint, "query", None) and "(see nexus/query)"),
-                 ("API endpoint", endpoint.api_endpoint))
-        what = next((f"{kind} {value}" for kind, value in kinds if value), "")
-        role = "Source" if isinstance(endpoint, DataSource) else "Target"
-        return f"{role} {endpoint.name}: {what}".strip(" :")
 
 
 def table_schema(schema: pa.Schema) -> dg.TableSchema:
@@ -193,7 +128,7 @@ def build_job(
                 group_name=group,
                 kinds=translator.kinds(target, params),
                 metadata={**translator.metadata(target, params),
-                          "nexus/write_mode": target.write_mode.value},
+                          "nexus/write_mode": str(target.write_mode)},
                 code_version=spec.spec_hash,
             )
         )
@@ -222,7 +157,7 @@ def build_job(
         window = partitions.window(context)
         try:
             trail.started()
-            for event in runner.execute(
+            for event in execute(
                 spec,
                 connections,
                 stored_cursors=cursors,
@@ -232,11 +167,11 @@ def build_job(
                 window=window,
                 source_files=sensors.source_files_from_tags(context.run.tags),
             ):
-                if isinstance(event, runner.TargetLoaded):
+                if isinstance(event, TargetLoaded):
                     record = trail.loaded(event)
                     result = _target_result(target_key_by_name[event.target.name], event)
                     result = lineage.with_lineage(result, job, event, source_key_by_name, window)
-                    yield audit.with_metadata(result, record)
+                    yield _with_audit(result, record)
                 else:
                     context.log_event(_source_event(source_key_by_name[event.source.name], event))
             yield from checks.evaluate(spec, connections, planned_checks, window, context.log)
@@ -287,7 +222,7 @@ def _schedule_status(job: ETLJob) -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if job.enabled else dg.DefaultScheduleStatus.STOPPED
 
 
-def _target_result(key: dg.AssetKey, event: runner.TargetLoaded) -> dg.MaterializeResult:
+def _target_result(key: dg.AssetKey, event: TargetLoaded) -> dg.MaterializeResult:
     result = event.result
     metadata: dict[str, Any] = {
         "dagster/row_count": result.rows_loaded,
@@ -295,7 +230,7 @@ def _target_result(key: dg.AssetKey, event: runner.TargetLoaded) -> dg.Materiali
         "nexus/rows_extracted": event.rows_extracted,
         "nexus/rows_transformed": event.rows_transformed,
         "nexus/rows_loaded": result.rows_loaded,
-        "nexus/write_mode": event.target.write_mode.value,
+        "nexus/write_mode": str(event.target.write_mode),
         "nexus/location": secrets.mask(result.location),
     }
     if result.rows_inserted is not None:
@@ -309,7 +244,18 @@ def _target_result(key: dg.AssetKey, event: runner.TargetLoaded) -> dg.Materiali
     return dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
-def _source_event(key: dg.AssetKey, event: runner.SourceExtracted) -> dg.AssetMaterialization:
+def _with_audit(result: dg.MaterializeResult, record: dict[str, Any]) -> dg.MaterializeResult:
+    """The materialization with the audit line added as ``nexus/audit`` metadata."""
+    return dg.MaterializeResult(
+        asset_key=result.asset_key,
+        metadata={**(result.metadata or {}), "nexus/audit": dg.MetadataValue.json(record)},
+        check_results=result.check_results,
+        data_version=result.data_version,
+        tags=result.tags,
+    )
+
+
+def _source_event(key: dg.AssetKey, event: SourceExtracted) -> dg.AssetMaterialization:
     metadata: dict[str, Any] = {
         "nexus/rows_extracted": event.rows,
         "dagster/column_schema": table_schema(event.schema),

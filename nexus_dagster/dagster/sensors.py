@@ -25,9 +25,10 @@ from typing import Any
 import dagster as dg
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors.file import FileConnector, _has_magic, _is_temp
+from nexus_dagster.connectors.file import FileConnector, has_glob, is_temp_file
 from nexus_dagster.connectors.remote import file_version
 from nexus_dagster.errors import NexusError, SpecError
+from nexus_dagster.run.endpoints import open_endpoint
 from nexus_dagster.spec.loader import JobSpec
 
 __all__ = ["FILE_TAG", "SOURCE_TAG", "list_files", "new_file_sensor", "source_files_from_tags"]
@@ -49,7 +50,7 @@ def list_files(connector: FileConnector, pattern: str) -> dict[str, str]:
     """Every file a path, glob or prefix names on the connector's store -> its version."""
     fs = connector.filesystem()
     resolved = connector.resolve(pattern)
-    if _has_magic(resolved):
+    if has_glob(resolved):
         found = fs.glob(resolved, detail=True)
     elif fs.isdir(resolved.rstrip("/") or "/"):
         found = fs.find(resolved.rstrip("/") or "/", detail=True)
@@ -60,7 +61,7 @@ def list_files(connector: FileConnector, pattern: str) -> dict[str, str]:
     return {
         path: file_version(info)
         for path, info in sorted(found.items())
-        if info.get("type") == "file" and not _is_temp(path)
+        if info.get("type") == "file" and not is_temp_file(path)
     }
 
 
@@ -78,17 +79,15 @@ def _pick_source(spec: JobSpec):
 
 def new_file_sensor(spec: JobSpec, connections: Any, job_def: Any) -> dg.SensorDefinition:
     """The new-file sensor of a job whose spec has ``sensor: {new_files: true}``."""
-    from nexus_dagster import runner
-
     job = spec.job
     source = _pick_source(spec)
     settings = job.sensor
 
     def evaluate(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        connector = runner.make_connector(source, spec, connections)
+        connector = open_endpoint(source, spec, connections)
         try:
-            pattern = runner._path(spec, source.file_path, source.source_type.value)
+            pattern = connector.resolve_path(source.file_path, spec.root)
             files = list_files(connector, str(pattern))
             new = {p: v for p, v in files.items() if seen.get(p) != v}
             if not new:

@@ -36,9 +36,10 @@ from typing import Any
 import yaml
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors import connector_class
 from nexus_dagster.connectors.base import Connector
 from nexus_dagster.errors import NexusError, SpecError
+from nexus_dagster.run.endpoints import endpoint_params_unresolved, open_connector
+from nexus_dagster.spec.connections import endpoint_role, endpoint_type
 from nexus_dagster.spec.loader import JobSpec, Project, load_project
 from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
 from nexus_dagster.spec.validate import check_job
@@ -159,17 +160,17 @@ class ConnectorFactory:
         source: DataSource, security: SecurityManager | None = None
     ) -> Connector:
         """The connector of a source, its params resolved (``${ENV}``, ``enc:``)."""
-        return _connector(source, source.source_type.value, security)
+        return _connector(source, security)
 
     @staticmethod
     def create_target_connector(
         target: DataTarget, security: SecurityManager | None = None
     ) -> Connector:
         """The connector of a target, its params resolved (``${ENV}``, ``enc:``)."""
-        return _connector(target, target.target_type.value, security)
+        return _connector(target, security)
 
 
-def _connector(endpoint: DataSource | DataTarget, kind: str, security) -> Connector:
+def _connector(endpoint: DataSource | DataTarget, security) -> Connector:
     if endpoint.connection:
         raise SpecError(
             f"{endpoint.name}: named connections live in connections.yaml; "
@@ -177,8 +178,10 @@ def _connector(endpoint: DataSource | DataTarget, kind: str, security) -> Connec
         )
     keys = security.master_key if security else None
     with secrets.master_keys(keys):
-        params = secrets.resolve(endpoint.connection_params, where=f"{endpoint.name}")
-    return connector_class(kind)(params)
+        return open_connector(
+            endpoint_type(endpoint), endpoint_params_unresolved(endpoint, {}), root=Path.cwd(),
+            role=endpoint_role(endpoint), where=endpoint.name,
+        )  # fmt: skip
 
 
 class ETLManager:
@@ -263,39 +266,25 @@ class ETLManager:
         A failed run returns ``ETLStatus.FAILED`` with the (masked) error text; it does not
         raise. An unknown job_id raises SpecError.
         """
-
-        from nexus_dagster.factory import build_definitions
+        from nexus_dagster.dagster import execution
 
         spec = self._job_spec(job_id)
         project = Project(jobs=[spec], connections={}, root=self.workspace_dir)
-        defs = build_definitions(project)
-        job_def = defs.resolve_job_def(spec.job.key)
-        with secrets.master_keys(self.security.master_key), self._instance() as instance:
-            result = job_def.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                tags={"nexus/job_id": spec.job.job_id or job_id},
-            )
-            return self._metrics(instance, result.run_id, spec.job.job_id or job_id)
+        job_id = spec.job.job_id or job_id
+        with secrets.master_keys(self.security.master_key):
+            report = execution.execute_job(project, spec.job.key, dagster_home=self.dagster_home,
+                                           tags={"nexus/job_id": job_id})
+        return _metrics(job_id, report)
 
     def get_job_metrics(self, job_id: str, limit: int = 10) -> list[ETLMetrics]:
         """Run history of a job from the Dagster instance, newest first."""
-        import dagster as dg
+        from nexus_dagster.dagster import execution
 
         job = self.get_job(job_id)
-        with self._instance() as instance:
-            records = instance.get_run_records(
-                filters=dg.RunsFilter(job_name=job.key), limit=limit
-            )
-            return [self._metrics(instance, r.dagster_run.run_id, job.job_id or job_id)
-                    for r in records]
+        reports = execution.run_history(self.dagster_home, job.key, limit)
+        return [_metrics(job.job_id or job_id, report) for report in reports]
 
     # ---------------------------------------------------------------- helpers
-    def _instance(self):
-        import dagster as dg
-
-        return dg.DagsterInstance.from_config(str(self.dagster_home))
-
     def _prepared(self, job: ETLJob) -> ETLJob:
         """Give the job an id, absolute file paths, encrypted secrets; check it."""
         data = job.model_dump(mode="json", exclude_unset=True)
@@ -350,52 +339,22 @@ class ETLManager:
         project = load_project(path)
         return project.jobs[0]
 
-    @staticmethod
-    def _metrics(instance, run_id: str, job_id: str) -> ETLMetrics:
-        import dagster as dg
 
-        record = instance.get_run_record_by_id(run_id)
-        run = record.dagster_run
-        status = {
-            dg.DagsterRunStatus.SUCCESS: ETLStatus.SUCCESS,
-            dg.DagsterRunStatus.FAILURE: ETLStatus.FAILED,
-            dg.DagsterRunStatus.CANCELED: ETLStatus.CANCELLED,
-            dg.DagsterRunStatus.CANCELING: ETLStatus.CANCELLED,
-            dg.DagsterRunStatus.STARTED: ETLStatus.RUNNING,
-        }.get(run.status, ETLStatus.PENDING)
-        metrics = ETLMetrics(job_id=job_id, run_id=run_id, status=status)
-        if record.start_time:
-            metrics.start_time = dt.datetime.fromtimestamp(record.start_time, dt.UTC)
-        if record.end_time:
-            metrics.end_time = dt.datetime.fromtimestamp(record.end_time, dt.UTC)
-        if record.start_time and record.end_time:
-            metrics.duration = record.end_time - record.start_time
-        sources_seen = set()
-        for entry in instance.all_logs(run_id):
-            event = entry.dagster_event
-            if event is None:
-                continue
-            if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-                materialization = event.step_materialization_data.materialization
-                meta = {k: getattr(v, "value", v) for k, v in materialization.metadata.items()}
-                if "nexus/rows_loaded" in meta:
-                    metrics.rows_loaded += int(meta["nexus/rows_loaded"])
-                    metrics.rows_transformed = int(meta.get("nexus/rows_transformed", 0))
-                    metrics.rows_failed += int(meta.get("nexus/rows_failed", 0))
-                elif "nexus/rows_extracted" in meta:
-                    key = materialization.asset_key
-                    if key not in sources_seen:
-                        sources_seen.add(key)
-                        metrics.rows_extracted += int(meta["nexus/rows_extracted"])
-            elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
-                error = event.step_failure_data.error
-                while error is not None and error.cause is not None:
-                    error = error.cause
-                if error is not None:
-                    metrics.errors.append(secrets.mask(error.message.strip()))
-        if status is ETLStatus.FAILED and not metrics.errors:
-            metrics.errors.append("the run failed; see the Dagster event log of run " + run_id)
-        return metrics
+def _metrics(job_id: str, report: Any) -> ETLMetrics:
+    """ETLMetrics of a run report (:class:`nexus_dagster.dagster.execution.RunReport`)."""
+    return ETLMetrics(
+        job_id=job_id,
+        run_id=report.run_id,
+        status=ETLStatus(report.status),
+        start_time=report.start_time,
+        end_time=report.end_time,
+        duration=report.duration,
+        rows_extracted=report.rows_extracted,
+        rows_transformed=report.rows_transformed,
+        rows_loaded=report.rows_loaded,
+        rows_failed=report.rows_failed,
+        errors=list(report.errors),
+    )
 
 
 __all__ = [

@@ -13,7 +13,7 @@ idempotency key that is the same on every retry, so a retried POST is not applie
 API that honours it.
 
 Params (the connection's, then the spec's ``api_*`` settings, see
-:mod:`nexus_dagster.spec.api`): connection ``base_url``, ``headers``, ``params``, ``auth``,
+:mod:`nexus_dagster.spec.rest_api`): connection ``base_url``, ``headers``, ``params``, ``auth``,
 ``verify`` (TLS: true, false or a CA bundle path), ``allow_http``.
 
 Example:
@@ -53,7 +53,7 @@ from nexus_dagster.connectors.http.pagination import make_paginator
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, NexusError, SpecError
 from nexus_dagster.relation import Relation, conform, rebatch
 from nexus_dagster.secrets import mask
-from nexus_dagster.spec.api import DEFAULT_TARGET_BATCH, https_problem
+from nexus_dagster.spec.rest_api import DEFAULT_TARGET_BATCH, https_problem
 
 __all__ = ["ApiConnector"]
 

@@ -11,13 +11,8 @@ Example (YAML)::
 from __future__ import annotations
 
 import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-if TYPE_CHECKING:
-    from nexus_dagster.spec.loader import JobSpec
 
 _SIZE_RE = re.compile(r"^\s*[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.I)
 
@@ -49,22 +44,3 @@ class EngineSettings(BaseModel):
                 "512MB, 2GB or 1.5GiB"
             )
         return value.strip() if value is not None else None
-
-
-def engine_settings(spec: JobSpec) -> dict[str, Any]:
-    """``apply_transformations`` keyword arguments from the job's ``engine`` block.
-
-    A relative ``temp_directory`` is taken from the project root (made if missing).
-    """
-    engine = spec.job.engine
-    if engine is None:
-        return {}
-    temp = engine.temp_directory
-    if temp is not None:
-        folder = Path(temp).expanduser()
-        if not folder.is_absolute():
-            folder = spec.root / folder
-        folder.mkdir(parents=True, exist_ok=True)
-        temp = str(folder)
-    return {"memory_limit": engine.memory_limit, "temp_directory": temp,
-            "threads": engine.threads}

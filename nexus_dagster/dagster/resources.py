@@ -32,8 +32,8 @@ import dagster as dg
 from pydantic import Field
 
 from nexus_dagster import secrets
+from nexus_dagster.spec.connections import endpoint_type, resolve_connection
 from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
-from nexus_dagster.spec.validate import resolve_connection
 
 __all__ = ["NexusConnection", "connection_resource", "job_resources", "shown_params"]
 
@@ -94,9 +94,7 @@ def job_resources(job: ETLJob, connections: Mapping[str, Any]) -> dict[str, Nexu
     found: dict[str, NexusConnection] = {}
     endpoints: list[DataSource | DataTarget] = [*job.sources, *job.targets]
     for endpoint in endpoints:
-        kind = (
-            endpoint.source_type if isinstance(endpoint, DataSource) else endpoint.target_type
-        ).value
+        kind = endpoint_type(endpoint)
         if endpoint.connection:
             key = f"connection__{_key(endpoint.connection)}"
             name = endpoint.connection

@@ -4,7 +4,7 @@ The exporter reads the Dagster instance's event log (the same one the UI shows) 
 finished runs (success, failure, canceled) and target materializations. It keeps no state of
 its own besides its read position, so it can run anywhere the instance is reachable:
 
-    DAGSTER_HOME=.dagster_home python -m nexus_dagster.metrics --port 9108
+    DAGSTER_HOME=.dagster_home python -m nexus_dagster.dagster.metrics --port 9108
 
 and Prometheus scrapes ``http://<host>:9108/metrics``. Exposed metrics (label ``job``):
 
@@ -113,7 +113,7 @@ def serve(port: int, interval: float = 15.0, host: str = "127.0.0.1") -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m nexus_dagster.metrics --port 9108 [--host 0.0.0.0] [--interval 15]``."""
+    """``python -m nexus_dagster.dagster.metrics --port 9108 [--host 0.0.0.0] [--interval 15]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=9108)
     parser.add_argument("--host", default="127.0.0.1")

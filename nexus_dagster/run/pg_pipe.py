@@ -1,0 +1,228 @@
+"""The PostgreSQL COPY pipe plan: a PostgreSQL -> PostgreSQL job whose transformations compile
+to the same SQL in PostgreSQL and DuckDB runs as one ``COPY (SELECT ...) TO STDOUT (FORMAT
+binary)`` piped into ``COPY ... FROM STDIN (FORMAT binary)``, with no row decoded in Python.
+
+The steps are compiled with the transformation engine's public SQL builder
+(:class:`~nexus_dagster.transforms.sql_builder.SqlBuilder`) in the source's dialect (values
+bound, identifiers quoted), over the source's table or query and its incremental cursor. Only
+steps the step table marks portable are pushed
+(:func:`~nexus_dagster.transforms.portable.portable_steps`); the result columns are cast to the
+target table's column types, which are the ones the general path creates (its output schema is
+computed by running the transformation engine on no rows). Write modes, table creation, staging
+and failure safety are the :class:`~nexus_dagster.connectors.database.DatabaseConnector`'s own:
+only its bulk step is replaced by the pipe (its public ``bulk_load`` hook).
+
+Anything else (other systems, several sources or targets, other steps, partition runs, sensor
+file runs, source options, column types whose text form differs between the paths) is left to
+the next plan. ``NEXUS_PUSHDOWN=0`` turns this plan off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from nexus_dagster import secrets
+from nexus_dagster.connectors.base import Connector, LoadResult, ReadRequest
+from nexus_dagster.connectors.database import DatabaseConnector
+from nexus_dagster.connectors.sql import pg_copy
+from nexus_dagster.connectors.sql.session import compile_statement
+from nexus_dagster.connectors.sql.types import UNCONSTRAINED_DECIMAL
+from nexus_dagster.relation import Relation
+from nexus_dagster.run.cursors import RowCounter, next_cursor, start_cursor
+from nexus_dagster.run.endpoints import write_request
+from nexus_dagster.run.events import Event, SourceExtracted, TargetLoaded
+from nexus_dagster.run.plan import RunContext
+from nexus_dagster.spec.models import Transformation
+from nexus_dagster.transforms.engine import SqlBuilder
+from nexus_dagster.transforms.expressions import sqlalchemy_type
+from nexus_dagster.transforms.portable import portable_steps
+
+__all__ = ["ENV_SWITCH", "PUSHABLE_OIDS", "PgPipePlan", "enabled", "plan", "render"]
+
+ENV_SWITCH = "NEXUS_PUSHDOWN"
+
+#: PostgreSQL type OIDs whose values take the same path through both ways of running a job:
+#: bool, int2/4/8, float4/8, text, varchar, date, timestamp, timestamptz, numeric(p, s)
+PUSHABLE_OIDS = frozenset({16, 20, 21, 23, 700, 701, 25, 1043, 1082, 1114, 1184, 1700})
+
+
+def enabled() -> bool:
+    """False when ``NEXUS_PUSHDOWN`` is ``0``/``false``/``no``/``off``."""
+    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+def render(connector: DatabaseConnector, statement: sa.Select[Any]) -> str:
+    """The statement as SQL text with its values quoted by the driver (COPY takes none)."""
+    with connector.engine.connect() as connection:
+        sql, params = compile_statement(statement, connection.dialect)
+        dbapi = connection.connection.dbapi_connection
+        with dbapi.cursor() as cursor:  # type: ignore[union-attr]
+            return cursor.mogrify(sql, params).decode()
+
+
+class PgPipePlan:
+    """One PostgreSQL source piped into one PostgreSQL target; yields the general path's
+    events."""
+
+    def __init__(
+        self, context: RunContext, source: DatabaseConnector, target: DatabaseConnector,
+        relation: Relation, statement: sa.Select[Any], steps: list[Transformation],
+        out_schema: pa.Schema,
+    ):  # fmt: skip
+        self.context = context
+        self.source = source
+        self.target = target
+        self.relation = relation
+        self.statement = statement
+        self.steps = steps
+        self.out_schema = out_schema
+        self.copied: pg_copy.PipeResult | None = None
+
+    def bulk_load(
+        self, connection: sa.Connection, table: sa.Table, columns: Sequence[str],
+        batches: Iterator[pa.RecordBatch],
+    ) -> int:  # fmt: skip
+        """The target's bulk step: the binary COPY pipe from the source (``batches`` unused)."""
+        preparer = connection.dialect.identifier_preparer
+        copy_in = (
+            f"COPY {preparer.format_table(table)} ({', '.join(preparer.quote(c) for c in columns)})"
+            " FROM STDIN (FORMAT binary)"
+        )
+        self.copied = pg_copy.pipe(
+            self.source.engine, self._source_sql(table, columns),
+            connection.connection.dbapi_connection, copy_in, self._stats_sql(),
+        )  # fmt: skip
+        return self.copied.rows
+
+    def _source_sql(self, table: sa.Table, columns: Sequence[str]) -> str:
+        """The source SELECT with the steps applied, each column cast to the table's type."""
+        base = self.statement.subquery("nexus_src")
+        typed = sa.select(*[
+            sa.type_coerce(base.c[f.name], sqlalchemy_type(f.type)).label(f.name)
+            for f in self.relation.schema
+        ]).subquery("nexus_typed")
+        built = SqlBuilder({"src": typed}, ["src"]).build(self.steps)
+        out = built.subquery("nexus_out")
+        final = sa.select(*[sa.cast(out.c[c], table.c[c].type).label(c) for c in columns])
+        return render(self.source, final)
+
+    def _stats_sql(self) -> str:
+        """``SELECT count(*)[, max(cursor)]`` over the (cursor-filtered) source."""
+        base = self.statement.subquery("nexus_src")
+        column = self.context.spec.job.sources[0].incremental_column
+        items: list[Any] = [sa.func.count()]
+        if column is not None:
+            items.append(sa.func.max(base.c[column]))
+        return render(self.source, sa.select(*items).select_from(base))
+
+    def run(self) -> Iterator[Event]:
+        """Load the target, then report the source (same events as the general path)."""
+        context = self.context
+        job = context.spec.job
+        source_spec, target_spec = job.sources[0], job.targets[0]
+        stored = context.stored_cursors.get(source_spec.name)
+        try:
+            if context.log:
+                context.log.info(secrets.mask(
+                    f"pushdown: {source_spec.name} -> {target_spec.name} as one binary COPY "
+                    f"pipe ({self.source.describe()} -> {self.target.describe()})"
+                ))
+            request = write_request(target_spec, self.target, context.spec.root,
+                                    run_id=context.run_id)
+            # the relation's batches are never read: the pipe moves the rows
+            empty = Relation.from_batches(self.out_schema, [], name="pushdown")
+            loaded: LoadResult = self.target.write(empty, request, bulk_load=self.bulk_load)
+            extracted = self.copied.source_rows if self.copied else 0
+            loaded.extra["pushdown"] = True
+            yield TargetLoaded(
+                target=target_spec,
+                result=loaded,
+                schema=self.out_schema,
+                rows_extracted=extracted,
+                rows_transformed=loaded.rows_loaded,
+                source_schemas={source_spec.name: self.relation.schema},
+            )
+            self.source.acknowledge(self.relation)
+            counter = RowCounter(self.relation, source_spec.incremental_column)
+            counter.see(extracted, self.copied.cursor_max if self.copied else None)
+            yield SourceExtracted(
+                source=source_spec,
+                rows=extracted,
+                schema=self.relation.schema,
+                cursor_before=stored,
+                cursor_after=next_cursor(source_spec, counter, stored),
+                state=None,
+            )
+        finally:
+            _close(self.target, self.source)
+
+
+def _close(*connectors: Connector) -> None:
+    for connector in connectors:
+        with contextlib.suppress(Exception):
+            connector.close()
+
+
+def plan(context: RunContext) -> PgPipePlan | None:
+    """A pipe plan for the job, or None when it must take another path.
+
+    Deciding costs a connection to each database (schema probes); no data is read or written.
+    Any problem while deciding (an unknown column, a server down) returns None, so that the
+    general path reports it with its usual message.
+    """
+    from nexus_dagster.transforms.engine import apply_transformations
+
+    job = context.spec.job
+    if context.window is not None or context.source_files or not enabled():
+        return None
+    if len(job.sources) != 1 or len(job.targets) != 1:
+        return None
+    source_spec, target_spec = job.sources[0], job.targets[0]
+    if source_spec.source_type != "database" or target_spec.target_type != "database":
+        return None
+    if source_spec.options or target_spec.options or not target_spec.table:
+        return None
+    steps = job.ordered_transformations()
+    opened: list[Connector] = []
+    try:
+        source = context.open(source_spec)
+        opened.append(source)
+        target = context.open(target_spec)
+        opened.append(target)
+        if not (
+            type(source) is DatabaseConnector
+            and type(target) is DatabaseConnector
+            and source.backend == "postgresql"
+            and target.backend == "postgresql"
+        ):
+            return _close(*opened)
+        cursor = start_cursor(source_spec, context.stored_cursors.get(source_spec.name))
+        request = ReadRequest(table=source_spec.table, query=source_spec.query,
+                              batch_size=source_spec.batch_size, cursor=cursor)  # fmt: skip
+        relation = source.read(request)
+        with source.engine.connect() as connection:
+            columns = source.probe_columns(connection, request)
+            oids = pg_copy.result_oids(connection, source.select_statement(request, columns, None))
+        if not set(oids) <= PUSHABLE_OIDS:
+            return _close(*opened)
+        if any(f.type == UNCONSTRAINED_DECIMAL for f in relation.schema):
+            return _close(*opened)
+        if steps:
+            empty = Relation.from_table(relation.schema.empty_table(), name=source_spec.name)
+            out_schema = apply_transformations({source_spec.name: empty}, steps).schema
+        else:
+            out_schema = relation.schema
+        if not portable_steps(steps, relation.schema, out_schema):
+            return _close(*opened)
+        if not target.table_types_known(target_spec.table):
+            return _close(*opened)
+        statement = source.select_statement(request, columns, cursor)
+        return PgPipePlan(context, source, target, relation, statement, steps, out_schema)
+    except Exception:
+        return _close(*opened)
