@@ -50,7 +50,7 @@ def rotate_text(text: str, *, file: str = "<text>", keys: str | None = None) -> 
     """
     from cryptography.fernet import InvalidToken
 
-    fernet = secrets._fernet(keys)
+    fernet = secrets.fernet(keys)
     problems: list[SpecProblem] = []
     count = 0
 

@@ -146,7 +146,9 @@ def fernet_key(key: str) -> bytes:
     return base64.urlsafe_b64encode(kdf.derive(key.encode()))
 
 
-def _fernet(keys: str | None = None):
+def fernet(keys: str | None = None):
+    """A MultiFernet over ``keys`` (comma-separated; the first encrypts), else the keys of
+    :func:`master_keys` or ``$MASTER_ENCRYPTION_KEY``; a missing key is a SpecError."""
     from cryptography.fernet import Fernet, MultiFernet
 
     raw = keys or getattr(_override, "keys", None) or os.environ.get(MASTER_KEY_ENV)
@@ -166,7 +168,7 @@ def decrypt_token(token: str, *, where: str = "value", keys: str | None = None) 
     from cryptography.fernet import InvalidToken
 
     try:
-        return _fernet(keys).decrypt(token.encode()).decode()
+        return fernet(keys).decrypt(token.encode()).decode()
     except InvalidToken:
         raise SpecError(
             f"{where}: the enc: value cannot be decrypted with {MASTER_KEY_ENV} "
@@ -176,4 +178,4 @@ def decrypt_token(token: str, *, where: str = "value", keys: str | None = None) 
 
 def encrypt_value(plaintext: str, *, keys: str | None = None) -> str:
     """Encrypt with the first master key; returns ``enc:<token>`` for use in a spec."""
-    return ENC_PREFIX + _fernet(keys).encrypt(plaintext.encode()).decode()
+    return ENC_PREFIX + fernet(keys).encrypt(plaintext.encode()).decode()

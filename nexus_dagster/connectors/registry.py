@@ -37,6 +37,7 @@ __all__ = [
     "connector_class",
     "connector_types",
     "register_connector",
+    "unregister_connector",
 ]
 
 ENTRY_POINT_GROUP = "nexus_dagster.connectors"
@@ -81,6 +82,12 @@ def register_connector(name: str, connector: str | type[Connector]) -> None:
             "and underscores"
         )
     _registered[name] = connector
+
+
+def unregister_connector(name: str) -> None:
+    """Forget a connector given to :func:`register_connector` (built-ins and entry points
+    stay)."""
+    _registered.pop(name, None)
 
 
 def connector_types() -> list[str]:

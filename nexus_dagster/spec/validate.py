@@ -65,6 +65,41 @@ def check_project(project) -> list[SpecProblem]:
         seen[key] = file
         problems += check_job(spec, project.connections)
         problems += trigger_problems(spec, project)
+    return problems + named_connection_problems(project)
+
+
+def named_connection_problems(project) -> list[SpecProblem]:
+    """Params of connections.yaml entries checked by the connector of each endpoint using
+    them (``${ENV}``/``enc:`` values are checked at run time), reported at connections.yaml."""
+    problems: list[SpecProblem] = []
+    checked: set[tuple[str, str]] = set()
+    spec_file = project.connections_file
+    data = spec_file.data if spec_file is not None and isinstance(spec_file.data, dict) else {}
+    prefix: tuple[str, ...] = ("connections",) if set(data) == {"connections"} else ()
+    for spec in project.jobs:
+        for endpoint in (*spec.job.sources, *spec.job.targets):
+            name, kind = endpoint.connection, endpoint_type(endpoint)
+            if not name or name not in project.connections or (name, kind) in checked:
+                continue
+            checked.add((name, kind))
+            try:
+                cls = connector_class(kind)
+            except SpecError:
+                continue  # reported by the endpoint checks
+            raw = project.connections[name]
+            for field, message, fix in cls.params_problems(resolve_connection(endpoint,
+                                                                              project.connections)):
+                key = field.removeprefix("connection_params").lstrip(".")
+                loc = (*prefix, name, *(("params",) if "params" in (data.get(name) or {})
+                                       else ()), *key.split("."))
+                problems.append(SpecProblem(
+                    f"connection {name!r} ({raw.type}, used as {kind} by job "
+                    f"{spec.job.key}): {message}",
+                    file=str(spec_file.path) if spec_file else None,
+                    line=spec_file.line(loc) if spec_file else None,
+                    field=".".join(str(p) for p in (name, *key.split("."))).rstrip("."),
+                    fix=fix,
+                ))
     return problems
 
 
