@@ -3,7 +3,9 @@
 ``scripts/services.py start`` writes ``.services/env`` with admin URLs; ``scripts/test.sh``
 sources it. Each ``pg_url`` / ``mariadb_url`` use gets a fresh, uniquely named database that is
 dropped afterwards. Tests using them are marked ``postgres`` / ``mariadb`` automatically, so
-``pytest -m "not postgres and not mariadb"`` runs without any server.
+``pytest -m "not postgres and not mariadb"`` runs without any server. ``mongo_db`` (FerretDB),
+``index_prefix`` (OpenSearch) and ``api`` (the local REST API test server) give fresh places on
+the other servers, for every test folder that needs them.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
+from tests.integration.api.server import ApiServer
 from tests.support import service_env
 
 PG_ENV = "NEXUS_TEST_PG_URL"
@@ -117,3 +120,53 @@ def mariadb_url(_mariadb_admin_engine: sa.Engine) -> Iterator[str]:
 def sqlite_url(tmp_path) -> str:
     """SQLAlchemy URL of a fresh SQLite file database in the test's tmp dir."""
     return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> str:
+    """``mongodb://`` URI of the FerretDB test server."""
+    return service_env("NEXUS_TEST_MONGODB_URI", "ferretdb")
+
+
+@pytest.fixture
+def mongo_db(mongo_uri: str) -> Iterator[str]:
+    """A unique database name for this test, dropped afterwards."""
+    import pymongo
+
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    yield name
+    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> str:
+    """``http://127.0.0.1:PORT`` of the OpenSearch test node."""
+    return service_env("NEXUS_TEST_OPENSEARCH_URL", "opensearch")
+
+
+@pytest.fixture
+def index_prefix(opensearch_url: str) -> Iterator[str]:
+    """A unique index-name prefix for this test; every index under it is deleted afterwards."""
+    from opensearchpy import OpenSearch
+
+    prefix = f"t_{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = OpenSearch([opensearch_url])
+    client.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def _api_server() -> Iterator[ApiServer]:
+    server = ApiServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(_api_server: ApiServer) -> ApiServer:
+    """The test API on http://127.0.0.1:<port>, with fresh counters and sinks."""
+    _api_server.reset()
+    return _api_server

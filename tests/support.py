@@ -1,15 +1,24 @@
-"""Helpers shared by the test folders: service settings and running spec jobs through Dagster."""
+"""Helpers shared by the test folders: service settings, fresh places on the test servers
+(buckets and folders, Kafka topics, Redis keys) and running spec jobs through Dagster."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 
+from nexus_dagster.connectors.registry import connector_class
+from nexus_dagster.connectors.remote import RemoteFileConnector
 from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
+
+os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
 
 def service_env(var: str, services: str = "") -> str:
@@ -36,3 +45,131 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
     """Asset key -> metadata of each materialization of the run."""
     return {e.materialization.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
+
+
+# ----------------------------------------------------------------------------- object stores
+#: the object stores and remote filesystems with a test server
+STORES = ("s3", "azure_blob", "gcs", "sftp", "ftp")
+#: the pytest marker of each store's server
+STORE_MARKERS = {"s3": "s3", "azure_blob": "azurite", "gcs": "gcs", "sftp": "sftp", "ftp": "ftp"}
+#: the environment variable each server's params need
+STORE_NEEDS = {
+    "s3": "NEXUS_TEST_S3_ENDPOINT",
+    "azure_blob": "NEXUS_TEST_AZURE_ACCOUNT_URL",
+    "gcs": "NEXUS_TEST_GCS_ENDPOINT",
+    "sftp": "NEXUS_TEST_SFTP_PORT",
+    "ftp": "NEXUS_TEST_FTP_PORT",
+}
+
+
+def store_params(kind: str, name: str) -> dict[str, Any]:
+    """Connection params of the test server for ``kind``, in a bucket/folder called ``name``."""
+    service_env(STORE_NEEDS[kind])
+    if kind == "s3":
+        return {"bucket": name, "access_key": service_env("NEXUS_TEST_S3_ACCESS_KEY"),
+                "secret_key": service_env("NEXUS_TEST_S3_SECRET_KEY"), "region": "eu-central-1",
+                "endpoint_url": service_env("NEXUS_TEST_S3_ENDPOINT")}
+    if kind == "azure_blob":
+        return {"container": name, "account_name": service_env("NEXUS_TEST_AZURE_ACCOUNT_NAME"),
+                "account_key": service_env("NEXUS_TEST_AZURE_ACCOUNT_KEY"),
+                "account_url": service_env("NEXUS_TEST_AZURE_ACCOUNT_URL")}
+    if kind == "gcs":
+        return {"bucket": name, "project_id": "nexus-test",
+                "endpoint": service_env("NEXUS_TEST_GCS_ENDPOINT")}
+    if kind == "sftp":
+        return {"host": "127.0.0.1", "port": int(service_env("NEXUS_TEST_SFTP_PORT")),
+                "username": service_env("NEXUS_TEST_SFTP_USER"),
+                "password": service_env("NEXUS_TEST_SFTP_PASSWORD"),
+                "known_hosts": service_env("NEXUS_TEST_SFTP_KNOWN_HOSTS"),
+                "base_dir": f"{service_env('NEXUS_TEST_SFTP_HOME')}/{name}"}
+    return {"host": "127.0.0.1", "port": int(service_env("NEXUS_TEST_FTP_PORT")),
+            "username": service_env("NEXUS_TEST_FTP_USER"),
+            "password": service_env("NEXUS_TEST_FTP_PASSWORD"),
+            "base_dir": f"/{name}"}
+
+
+@dataclass
+class Store:
+    """A fresh bucket (object stores) or folder (SFTP/FTP) on one test server."""
+
+    kind: str
+    params: dict[str, Any]
+    opened: list[RemoteFileConnector] = field(default_factory=list)
+
+    def connector(self, **overrides: Any) -> RemoteFileConnector:
+        conn = connector_class(self.kind)({**self.params, **overrides})
+        self.opened.append(conn)
+        return conn
+
+    def put(self, path: str, data: bytes) -> None:
+        """Upload raw bytes to ``path`` (relative to the bucket/folder)."""
+        conn = self.connector()
+        full = conn.resolve(path)
+        conn.filesystem().makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+        conn.filesystem().pipe_file(full, data)
+
+    def get(self, path: str) -> bytes:
+        conn = self.connector()
+        return conn.filesystem().cat_file(conn.resolve(path))
+
+    def listing(self, path: str = "") -> list[str]:
+        """Every file under ``path``, relative to the bucket/folder."""
+        conn = self.connector()
+        root = conn.root().rstrip("/")
+        found = conn.filesystem().find(conn.resolve(path) if path else root)
+        return sorted(p[len(root) + 1:] if p.startswith(root) else p for p in found)
+
+
+def make_store(kind: str) -> Store:
+    """A new, empty bucket/folder with a unique name on the ``kind`` test server."""
+    name = f"t{uuid.uuid4().hex[:12]}"
+    store = Store(kind, store_params(kind, name))
+    conn = store.connector()
+    fs = conn.filesystem()
+    if conn.object_store:
+        fs.mkdir(name)
+    else:
+        fs.makedirs(conn.root(), exist_ok=True)
+    return store
+
+
+def cleanup(store: Store) -> None:
+    """Delete the store's bucket/folder (best effort) and close every connector it opened."""
+    for conn in store.opened:
+        if conn is store.opened[0]:
+            with contextlib.suppress(Exception):  # best effort: the servers are throwaway
+                fs = conn.filesystem()
+                fs.rm(conn.bucket() if conn.object_store else conn.root(), recursive=True)
+        conn.close()
+
+
+# ----------------------------------------------------------------------------- streams
+def kafka_bootstrap() -> str:
+    """host:port of the Kafka test broker, once it serves metadata."""
+    servers = service_env("NEXUS_TEST_KAFKA_BOOTSTRAP", "kafka")
+    from confluent_kafka.admin import AdminClient
+
+    AdminClient({"bootstrap.servers": servers}).list_topics(timeout=60)
+    return servers
+
+
+def drop_topics(bootstrap: str, *names: str) -> None:
+    """Delete Kafka topics (those never created are ignored)."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_topics(list(names)).values():
+        with contextlib.suppress(Exception):  # the topic was never created
+            future.result(10)
+
+
+def redis_params() -> dict[str, Any]:
+    """Connection params of the Redis test server (password protected)."""
+    return {"host": "127.0.0.1", "port": int(service_env("NEXUS_TEST_REDIS_PORT", "redis")),
+            "password": service_env("NEXUS_TEST_REDIS_PASSWORD", "redis")}
+
+
+def drop_redis_keys(client: Any, prefix: str) -> None:
+    """Delete every key starting with ``prefix`` (SCAN, never KEYS)."""
+    for key in client.scan_iter(match=f"{prefix}*", count=1000):
+        client.delete(key)

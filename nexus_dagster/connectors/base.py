@@ -121,6 +121,8 @@ class Connector(ABC):
     write_modes: ClassVar[frozenset[str]] = frozenset()
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = False
+    #: True when what a target wrote can be read back (asset checks need it)
+    supports_read_back: ClassVar[bool] = True
     #: spec fields a source / target of this kind needs: each inner tuple is "one of these"
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
@@ -149,19 +151,21 @@ class Connector(ABC):
     def params_problems(cls, params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         """Problems of not yet resolved params, found at load time: ``(field, message, fix)``.
 
-        A field whose value is a ``${ENV}`` or ``enc:`` reference is checked at run time only.
+        A value holding a ``${ENV}`` or ``enc:`` reference is checked at run time only; an
+        unknown key is reported whatever its value.
         """
         try:
             cls.Params.model_validate(dict(params))
         except ValidationError as exc:
             problems = []
-            for where, message in _errors(exc):
-                value = params.get(where.split(".")[0]) if where else None
-                if isinstance(value, str) and _REFERENCE.match(value):
+            fields = ", ".join(param_names(cls.Params)) or "none"
+            for error in exc.errors(include_url=False, include_input=False):
+                where = ".".join(str(part) for part in error["loc"])
+                value = params.get(str(error["loc"][0])) if error["loc"] else None
+                if error["type"] != "extra_forbidden" and _is_reference(value):
                     continue
-                fields = ", ".join(sorted(cls.Params.model_fields)) or "none"
                 problems.append((f"connection_params.{where}" if where else "connection_params",
-                                 message, f"see the {cls.__name__} parameters: {fields}"))
+                                 error["msg"], f"see the {cls.__name__} parameters: {fields}"))
             return problems
         return []
 
@@ -210,6 +214,20 @@ class Connector(ABC):
         ``role`` is "source" or "target"; ``params`` are not resolved yet (``${ENV}``)."""
         return []
 
+    def read_back(self, request: WriteRequest) -> ReadRequest:
+        """The read that returns what a target written with ``request`` holds (asset checks):
+        the same table or path and format, the write's options (a CSV delimiter reads as it
+        was written). Connectors whose writes land elsewhere than a read of the same fields
+        would look (part files, key templates, topics) override it; connectors that cannot
+        be read back set ``supports_read_back = False``."""
+        return ReadRequest(
+            table=request.table,
+            path=request.path,
+            file_format=request.file_format,
+            options=dict(request.options),
+            batch_size=request.batch_size,
+        )
+
     def acknowledge(self, relation: Relation) -> None:
         """Called once every target committed the data this source read through ``relation``
         (commit consumer offsets, delete processed files ...). Not called when a load failed,
@@ -219,6 +237,24 @@ class Connector(ABC):
     def close(self) -> None:
         """Release connections; called at the end of every run, failed or not."""
         return None
+
+
+def param_names(model: type[BaseModel]) -> list[str]:
+    """The parameter names of a params model as a spec writes them (the first accepted
+    alias of each field), sorted."""
+    names = []
+    for name, info in model.model_fields.items():
+        alias = info.validation_alias or info.alias
+        choices = getattr(alias, "choices", None)
+        if choices:
+            alias = choices[0]
+        names.append(alias if isinstance(alias, str) else name)
+    return sorted(names)
+
+
+def _is_reference(value: Any) -> bool:
+    """True for text resolved only at run time: holding ``${ENV}`` or an ``enc:`` token."""
+    return isinstance(value, str) and ("${" in value or bool(_REFERENCE.match(value)))
 
 
 def _errors(exc: ValidationError) -> list[tuple[str, str]]:

@@ -47,7 +47,11 @@ from nexus_dagster.connectors.sql.types import (
     sa_type_for,
     sa_type_for_read,
 )
-from nexus_dagster.connectors.sql.url import ConnectionSettings, connection_settings
+from nexus_dagster.connectors.sql.url import (
+    ConnectionSettings,
+    DatabaseParams,
+    connection_settings,
+)
 from nexus_dagster.errors import (
     ConnectorError,
     LoadError,
@@ -58,7 +62,7 @@ from nexus_dagster.errors import (
 )
 from nexus_dagster.relation import Relation
 
-#: connection ``type`` -> the Dagster kind shown on assets
+#: connection ``type`` (or URL scheme) -> the Dagster kind shown on assets
 _KIND_ALIASES = {
     "postgresql": "postgres",
     "postgres": "postgres",
@@ -82,10 +86,11 @@ def _retriable(cls: type[ConnectorError]) -> type[ConnectorError]:
 class DatabaseConnector(Connector):
     """Source and target for SQL databases.
 
-    Params are Nexus ``connection_params``: ``type`` (postgresql/postgres, mysql/mariadb, sqlite
-    or any SQLAlchemy dialect name), ``host``, ``port``, ``database``, ``user``/``username``,
-    ``password`` or a full SQLAlchemy ``url``; ``schema`` (default schema for unqualified table
-    names), ``timeout`` (connect timeout, seconds, default 10); any other key (``sslmode``,
+    Params are Nexus ``connection_params``, typed by :class:`DatabaseParams`: ``type``
+    (postgresql/postgres, mysql/mariadb, sqlite or any SQLAlchemy dialect name), ``host``,
+    ``port``, ``database``, ``user``/``username``, ``password`` or a full SQLAlchemy ``url``;
+    ``schema`` (default schema for unqualified table names), ``timeout`` (connect timeout,
+    seconds, default 10). The model allows extra keys on purpose: any other key (``sslmode``,
     ``sslrootcert``, ``ssl_ca``, ...) is passed to the driver's ``connect()``.
 
     Example:
@@ -105,10 +110,12 @@ class DatabaseConnector(Connector):
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("table",),)
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = True
+    Params: ClassVar[type[DatabaseParams]] = DatabaseParams
+    config: DatabaseParams
 
     def __init__(self, params: Mapping[str, Any]):
         super().__init__(params)
-        self.settings: ConnectionSettings = connection_settings(self.params)
+        self.settings: ConnectionSettings = connection_settings(self.config)
         self._engine: sa.Engine | None = None
 
     # --- connection ------------------------------------------------------------------------
@@ -135,7 +142,7 @@ class DatabaseConnector(Connector):
             self._engine = engine
         return self._engine
 
-    def _writer(self) -> sa.Engine:
+    def _write_engine(self) -> sa.Engine:
         """The engine for loads: on SQLite its transactions take the write lock first."""
         if self.backend == "sqlite":
             return self.engine.execution_options(sqlite_immediate=True)
@@ -155,30 +162,34 @@ class DatabaseConnector(Connector):
 
     @classmethod
     def prepare_params(cls, params: Mapping[str, Any], *, root: Path, role: str) -> dict[str, Any]:
-        """A relative SQLite ``database`` file is taken from the project root (for a target,
-        its folder is made); ``:memory:``, URLs and other systems are left alone."""
+        """A relative SQLite ``database`` file (or its other names ``dbname``/``db``/``path``) is
+        taken from the project root (for a target, its folder is made); ``:memory:``, URLs and
+        other systems are left alone."""
         prepared = dict(params)
-        database = prepared.get("database")
-        if (
-            str(prepared.get("type", "")).startswith("sqlite")
-            and isinstance(database, str)
-            and database not in ("", ":memory:")
-        ):
-            path = Path(database).expanduser()
-            if not path.is_absolute():
-                path = Path(root) / path
-            if role == "target":
-                path.parent.mkdir(parents=True, exist_ok=True)
-            prepared["database"] = str(path)
+        system = str(prepared.get("type") or prepared.get("driver") or "")
+        if prepared.get("url") or not system.startswith("sqlite"):
+            return prepared
+        for name in ("database", "dbname", "db", "path"):
+            database = prepared.get(name)
+            if isinstance(database, str) and database not in ("", ":memory:"):
+                path = Path(database).expanduser()
+                if not path.is_absolute():
+                    path = Path(root) / path
+                if role == "target":
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                prepared[name] = str(path)
         return prepared
 
     @classmethod
     def asset_kinds(
         cls, type_name: str, params: Mapping[str, Any], file_format: str | None = None
     ) -> set[str]:
-        """The database system as Dagster knows its kinds (postgres, mysql, sqlite, ...)."""
-        dialect = str(params.get("type") or str(params.get("url", "sql")).split(":")[0])
-        dialect = dialect.split("+")[0]
+        """The database system as Dagster knows its kinds (postgres, mysql, sqlite, ...), from
+        ``type``/``driver`` or the URL's scheme; ``sql`` when it is only known at run time."""
+        raw = str(params.get("type") or params.get("driver") or params.get("url") or "sql")
+        dialect = raw.strip().split(":")[0].split("+")[0]
+        if raw.strip().startswith(("${", "enc:")) or not dialect.isidentifier():
+            dialect = "sql"
         return {_KIND_ALIASES.get(dialect, dialect)}
 
     def test_connection(self) -> bool:
@@ -495,7 +506,7 @@ class DatabaseConnector(Connector):
         try:
             with self._errors("loading into", table_label, LoadError):
                 created = self._ensure_table(relation.schema, schema, name, mode, keys)
-                with self._writer().begin() as connection:
+                with self._write_engine().begin() as connection:
                     replaced = self._delete_range(connection, relation.schema, schema, name,
                                                   request.replace_range)
                     result = self._load(connection, relation, schema, name, mode, keys,
@@ -544,7 +555,7 @@ class DatabaseConnector(Connector):
         keys: tuple[str, ...],
     ) -> bool:  # fmt: skip
         """Create the table from the Arrow schema when missing; True when it was created."""
-        with self._writer().begin() as connection:
+        with self._write_engine().begin() as connection:
             if sa.inspect(connection).has_table(name, schema=schema):
                 return False
             primary = set(keys) if mode == "upsert" else set()
@@ -564,7 +575,7 @@ class DatabaseConnector(Connector):
 
     def _drop_quietly(self, schema: str | None, name: str) -> None:
         try:
-            with self._writer().begin() as connection:
+            with self._write_engine().begin() as connection:
                 sa.Table(name, sa.MetaData(), schema=schema).drop(connection, checkfirst=True)
         except Exception:
             pass

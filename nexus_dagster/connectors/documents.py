@@ -25,6 +25,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from nexus_dagster.connectors.formats.options import parse_type
 from nexus_dagster.errors import DataError, SpecError
 
 NESTED_MODES = ("flatten", "json")
@@ -118,8 +119,6 @@ def infer_schema(
 
 
 def _parse_type(column: str, text: str) -> pa.DataType:
-    from nexus_dagster.connectors.formats import parse_type
-
     try:
         return parse_type(text)
     except Exception as exc:

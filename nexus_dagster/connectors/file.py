@@ -9,9 +9,10 @@ hooks only:
 * :meth:`FileConnector.location` - how a path is shown in messages (``s3://bucket/key``);
 * :meth:`FileConnector.commit` - how a finished temporary file replaces the target.
 
-Params:
-    base_dir: optional root. Relative paths resolve against it and no path (read or written)
-        may leave it, neither through ``..`` nor through a symbolic link.
+Params (:class:`FileParams`):
+    base_dir: optional root (relative: to the project root). Relative paths resolve against it
+        and no path (read or written) may leave it, neither through ``..`` nor through a
+        symbolic link.
     file_path / path: default path when a request names none.
     file_format: default format when a request names none (otherwise inferred from the
         extension).
@@ -36,14 +37,35 @@ from typing import IO, Any, ClassVar
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
+from fsspec.compression import compr
 from fsspec.implementations.local import LocalFileSystem
+from pydantic import AliasChoices, ConfigDict, Field
 
-from nexus_dagster.connectors import formats
-from nexus_dagster.connectors.base import Connector, LoadResult, ReadRequest, WriteRequest
+from nexus_dagster.connectors.base import (
+    Connector,
+    ConnectorParams,
+    LoadResult,
+    ReadRequest,
+    WriteRequest,
+)
+from nexus_dagster.connectors.formats import READERS
+from nexus_dagster.connectors.formats.csv import read_csv_header, write_csv
+from nexus_dagster.connectors.formats.excel import write_excel
+from nexus_dagster.connectors.formats.json import write_json, write_jsonl
+from nexus_dagster.connectors.formats.names import (
+    SEEKABLE_FORMATS,
+    infer_format,
+    normalize_format,
+    split_compression,
+)
+from nexus_dagster.connectors.formats.options import ReadOptions, normalize_encoding
+from nexus_dagster.connectors.formats.parquet import write_parquet
+from nexus_dagster.connectors.formats.reader import Opener
+from nexus_dagster.connectors.formats.schemas import unify_schemas
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, NexusError, SpecError
 from nexus_dagster.relation import Relation, conform, rebatch
 
-__all__ = ["FileConnector", "has_glob", "is_temp_file"]
+__all__ = ["FileConnector", "FileParams", "has_glob", "is_temp_file"]
 
 _GLOB_CHARS = frozenset("*?[")
 _WRITE_FORMATS = frozenset({"csv", "tsv", "json", "jsonl", "parquet", "excel"})
@@ -58,10 +80,49 @@ def has_glob(path: str) -> bool:
     return any(c in _GLOB_CHARS for c in path)
 
 
+def _is_relative_local(path: object) -> bool:
+    """True for a non-empty relative path on the local disk (not a URL, not ``~/...``)."""
+    return (
+        isinstance(path, str)
+        and bool(path)
+        and "://" not in path
+        and not path.startswith("~")
+        and not Path(path).is_absolute()
+    )
+
+
 def is_temp_file(path: str) -> bool:
     """True for a temporary file of an unfinished write (``.<name>.tmp-<uuid>``)."""
     base = posixpath.basename(path)
     return base.startswith(".") and ".tmp-" in base
+
+
+class FileParams(ConnectorParams):
+    """The ``connection_params`` of a ``file`` source or target; all optional, unknown keys are
+    errors.
+
+    Example:
+        >>> FileParams.model_validate({"base_dir": "data", "path": "in/*.csv"}).file_path
+        'in/*.csv'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_dir: str | None = Field(
+        None,
+        description="the folder every path is confined to; relative paths resolve against it "
+        "(a relative base_dir against the project root)",
+    )
+    file_path: str | None = Field(
+        None,
+        validation_alias=AliasChoices("file_path", "path"),
+        description="the default path or glob when the spec names none",
+    )
+    file_format: str | None = Field(
+        None,
+        description="the default format (csv, tsv, json, jsonl, parquet, excel) when the spec "
+        "names none; otherwise inferred from the extension",
+    )
 
 
 class FileConnector(Connector):
@@ -73,6 +134,8 @@ class FileConnector(Connector):
     write_modes: ClassVar[frozenset[str]] = frozenset({"append", "overwrite"})
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("file_path",),)
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("file_path",),)
+    Params: ClassVar[type[FileParams]] = FileParams
+    config: FileParams
 
     def __init__(self, params: Mapping[str, Any] | None = None):
         super().__init__(params or {})
@@ -82,20 +145,24 @@ class FileConnector(Connector):
 
     @classmethod
     def prepare_params(cls, params: Mapping[str, Any], *, root: Path, role: str) -> dict[str, Any]:
-        """A relative ``base_dir`` is taken from the project root."""
+        """A relative ``base_dir`` is taken from the project root; without a ``base_dir``, so is
+        a relative default ``file_path``/``path``."""
         prepared = dict(params)
-        base_dir = prepared.get("base_dir")
-        if isinstance(base_dir, str) and base_dir and "://" not in base_dir:
-            path = Path(base_dir).expanduser()
-            prepared["base_dir"] = str(path if path.is_absolute() else Path(root) / path)
+        if _is_relative_local(prepared.get("base_dir")):
+            prepared["base_dir"] = str(Path(root) / prepared["base_dir"])
+        elif not prepared.get("base_dir"):
+            for name in ("file_path", "path"):
+                if _is_relative_local(prepared.get(name)):
+                    prepared[name] = str(Path(root) / prepared[name])
         return prepared
 
     def resolve_path(self, path: str | None, root: Path) -> str | None:
-        """A relative local path is taken from the project root; URLs, absolute paths and
-        paths under a ``base_dir`` (resolved against it by :meth:`resolve`) stay as written."""
-        if not path or "://" in path or Path(path).is_absolute() or self.params.get("base_dir"):
+        """A relative local path is taken from the project root; URLs, absolute (or ``~``)
+        paths and paths under a ``base_dir`` (resolved against it by :meth:`resolve`) stay as
+        written."""
+        if self.config.base_dir or not _is_relative_local(path):
             return path
-        return str(Path(root) / path)
+        return str(Path(root) / str(path))
 
     @classmethod
     def asset_kinds(
@@ -123,7 +190,7 @@ class FileConnector(Connector):
 
         The default is the ``base_dir`` param, made absolute on the local disk.
         """
-        base = self.params.get("base_dir")
+        base = self.config.base_dir
         if not base:
             return None
         base = self._strip_protocol(str(base))
@@ -202,7 +269,7 @@ class FileConnector(Connector):
     def describe(self) -> str:
         """The resolved default path (``file_path`` param), else base_dir, else the cwd."""
         try:
-            default = self.params.get("file_path") or self.params.get("path")
+            default = self.config.file_path
             if default:
                 return self.location(self.resolve(str(default)))
             root = self.root()
@@ -235,25 +302,25 @@ class FileConnector(Connector):
             DataError: a file is empty, corrupt, or not in the given encoding.
             SpecError: bad options or an unknown format.
         """
-        pattern = request.path or self.params.get("file_path") or self.params.get("path")
+        pattern = request.path or self.config.file_path
         if not pattern:
             raise SpecError("a file source needs a path (file_path)")
-        opts = formats.ReadOptions.parse(request.options)
+        opts = ReadOptions.parse(request.options)
         batch_size = max(1, int(request.batch_size or 50_000))
-        files = self._expand(str(pattern))
-        fmt_param = request.file_format or self.params.get("file_format")
+        files = self._expand(str(pattern), with_parts=opts.with_parts)
+        fmt_param = request.file_format or self.config.file_format
         plans = []
         for path in files:
-            fmt = formats.normalize_format(fmt_param) if fmt_param else formats.infer_format(path)
+            fmt = normalize_format(fmt_param) if fmt_param else infer_format(path)
             plans.append((path, fmt, self.location(path)))
 
         schemas = []
         for path, fmt, name in plans:
             if self.filesystem().size(path) == 0:
                 raise DataError(f"file {name} is empty")
-            reader = formats.READERS[fmt]
+            reader = READERS[fmt]
             schemas.append((name, reader.schema(self._opener(path, fmt), name, opts, batch_size)))
-        data_schema = formats.unify_schemas(schemas)
+        data_schema = unify_schemas(schemas)
         schema = data_schema
         source_column = opts.source_file_column
         if source_column:
@@ -267,7 +334,7 @@ class FileConnector(Connector):
 
         def file_batches() -> Iterator[pa.RecordBatch]:
             for path, fmt, name in plans:
-                reader = formats.READERS[fmt]
+                reader = READERS[fmt]
                 for batch in reader.batches(
                     self._opener(path, fmt), name, opts, data_schema, batch_size
                 ):
@@ -309,16 +376,16 @@ class FileConnector(Connector):
                 f"write_mode {mode!r} is not supported for files; use one of "
                 f"{', '.join(sorted(self.write_modes))}"
             )
-        target = request.path or self.params.get("file_path") or self.params.get("path")
+        target = request.path or self.config.file_path
         if not target:
             raise SpecError("a file target needs a path (file_path)")
         if has_glob(str(target)):
             raise SpecError(f"a file target cannot be a glob: {target!r}")
         final = self.resolve(str(target))
-        fmt_param = request.file_format or self.params.get("file_format")
-        fmt = formats.normalize_format(fmt_param) if fmt_param else formats.infer_format(final)
-        _, compression = formats.split_compression(final)
-        if compression and (fmt in formats.SEEKABLE_FORMATS or compression not in {"gzip"}):
+        fmt_param = request.file_format or self.config.file_format
+        fmt = normalize_format(fmt_param) if fmt_param else infer_format(final)
+        _, compression = split_compression(final)
+        if compression and (fmt in SEEKABLE_FORMATS or compression not in {"gzip"}):
             raise SpecError(
                 f"cannot write {fmt} compressed with {compression}; only csv/tsv/json/jsonl "
                 "can be gzip-compressed"
@@ -366,8 +433,8 @@ class FileConnector(Connector):
 
     # ------------------------------------------------------------------ reading helpers
 
-    def _expand(self, pattern: str) -> list[str]:
-        """The files a path or glob names, sorted."""
+    def _expand(self, pattern: str, with_parts: bool = False) -> list[str]:
+        """The files a path or glob names, sorted (local files have no append parts)."""
         fs = self.filesystem()
         resolved = self.resolve(pattern)
         shown = self.location(resolved)
@@ -405,14 +472,20 @@ class FileConnector(Connector):
         """Extra ``fs.open`` arguments for reading (remote stores: block size, cache type)."""
         return {}
 
-    def _opener(self, path: str, fmt: str) -> formats.Opener:
+    def open_raw(self, path: str) -> IO[bytes]:
+        """``path`` opened for reading as stored (no decompression): a seekable file of the
+        filesystem with this connector's read options (block size, read cache)."""
+        return self.filesystem().open(path, "rb", **self.read_options())
+
+    def _opener(self, path: str, fmt: str) -> Opener:
         """A callable opening the (decompressed) content of ``path`` for reading."""
-        fs = self.filesystem()
-        _, compression = formats.split_compression(path)
+        _, compression = split_compression(path)
 
         def open_file() -> IO[bytes]:
-            f = fs.open(path, "rb", compression=compression, **self.read_options())
-            if compression and fmt in formats.SEEKABLE_FORMATS:
+            f = self.open_raw(path)
+            if compression:
+                f = compr[compression](f, mode="rb")
+            if compression and fmt in SEEKABLE_FORMATS:
                 with f:
                     return io.BytesIO(f.read())
             return f
@@ -439,13 +512,13 @@ class FileConnector(Connector):
             options.get("delimiter") or options.get("sep") or ("\t" if fmt == "tsv" else ",")
         )
         delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
-        encoding = formats.normalize_encoding(options.get("encoding") or "utf8")
+        encoding = normalize_encoding(options.get("encoding") or "utf8")
 
         prior = None
         header = bool(options.get("header", True))
         if existing and fmt in ("csv", "tsv") and header:
             with fs.open(existing, "rb", compression=compression) as f:
-                old_names = formats.read_csv_header(f, delimiter, encoding)
+                old_names = read_csv_header(f, delimiter, encoding)
             schema = _match_columns(old_names, schema, shown)
         elif existing and fmt == "parquet":
             prior_file = fs.open(existing, "rb")
@@ -478,7 +551,7 @@ class FileConnector(Connector):
                 sink = gz
             try:
                 if fmt in ("csv", "tsv"):
-                    rows = formats.write_csv(
+                    rows = write_csv(
                         sink,
                         batches(),
                         schema,
@@ -487,12 +560,12 @@ class FileConnector(Connector):
                         encoding=encoding,
                     )
                 elif fmt == "jsonl":
-                    rows = formats.write_jsonl(sink, batches(), schema)
+                    rows = write_jsonl(sink, batches(), schema)
                 elif fmt == "json":
                     prefix = self._json_prefix(existing, compression) if existing else ()
-                    rows = formats.write_json(sink, batches(), schema, prefix=prefix)
+                    rows = write_json(sink, batches(), schema, prefix=prefix)
                 elif fmt == "parquet":
-                    rows = formats.write_parquet(
+                    rows = write_parquet(
                         sink,
                         batches(),
                         schema,
@@ -501,7 +574,7 @@ class FileConnector(Connector):
                         prior=prior,
                     )
                 else:
-                    rows = formats.write_excel(
+                    rows = write_excel(
                         sink,
                         batches(),
                         schema,

@@ -1,6 +1,6 @@
 """Google Cloud Storage (and the GCS emulator) through gcsfs.
 
-Params:
+Params (:class:`GCSParams`, unknown keys are errors):
     bucket: the bucket (required).
     project_id: the GCP project.
     credentials: path of a service-account JSON key file; without it the usual Google chain
@@ -23,11 +23,27 @@ import os
 from typing import ClassVar
 
 import fsspec
+from pydantic import Field, SecretStr
 
-from nexus_dagster.connectors.remote import RemoteFileConnector
+from nexus_dagster.connectors.remote import ObjectStoreParams, RemoteFileConnector
 from nexus_dagster.errors import ConnectorError
 
-__all__ = ["GCSConnector"]
+__all__ = ["GCSConnector", "GCSParams"]
+
+
+class GCSParams(ObjectStoreParams):
+    """The ``connection_params`` of a ``gcs`` source or target."""
+
+    bucket: str = Field(description="the bucket")
+    project_id: str | None = Field(None, description="the GCP project")
+    credentials: SecretStr | None = Field(
+        None,
+        description="path of a service-account JSON key file; without it the Google "
+        "credential chain applies",
+    )
+    endpoint: str | None = Field(
+        None, description="an emulator's URL, e.g. http://127.0.0.1:9023 (anonymous access)"
+    )
 
 
 class GCSConnector(RemoteFileConnector):
@@ -36,25 +52,26 @@ class GCSConnector(RemoteFileConnector):
     kinds: ClassVar[tuple[str, ...]] = ("gcs",)
     protocol: ClassVar[str] = "gs"
     system: ClassVar[str] = "Google Cloud Storage"
-    required_params: ClassVar[tuple[tuple[str, ...], ...]] = (("bucket",),)
     auth_params: ClassVar[tuple[str, ...]] = ("credentials", "project_id")
+    Params: ClassVar[type[GCSParams]] = GCSParams
+    config: GCSParams
 
     def endpoint(self) -> str:
-        return str(self.params.get("endpoint") or "")
+        return self.config.endpoint or ""
 
     def open_filesystem(self) -> fsspec.AbstractFileSystem:
-        endpoint = self.params.get("endpoint")
+        endpoint = self.config.endpoint
         if endpoint:
             # gcsfs probes a hierarchical-namespace API that emulators lack and waits 60 s
             os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
         import gcsfs
 
-        credentials = self.params.get("credentials")
-        token = _service_account(str(credentials)) if credentials else None
+        credentials = self.config.credentials.get_secret_value() if self.config.credentials else ""
+        token = _service_account(credentials) if credentials else None
         if token is None and endpoint:
             token = "anon"
         return gcsfs.GCSFileSystem(
-            project=self.params.get("project_id") or None,
+            project=self.config.project_id or None,
             token=token,
             endpoint_url=endpoint or None,
             skip_instance_cache=True,

@@ -23,16 +23,23 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pyarrow as pa
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors.base import Connector, LoadResult, ReadRequest, WriteRequest
-from nexus_dagster.connectors.records import (
+from nexus_dagster.connectors.base import (
+    Connector,
+    ConnectorParams,
+    LoadResult,
+    ReadRequest,
+    WriteRequest,
+)
+from nexus_dagster.connectors.formats.values import json_rows
+from nexus_dagster.connectors.message_records import (
     RecordSchema,
     column_types,
     columns_from_state,
     columns_state,
     flatten_value,
-    json_rows,
 )
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, SpecError
 from nexus_dagster.relation import Relation
@@ -55,11 +62,6 @@ PARAM_ALIASES = {
     "ssl_check_hostname": "ssl.endpoint.identification.algorithm",
     "client_id": "client.id",
 }
-#: params this module reads itself (not passed to librdkafka)
-OWN_PARAMS = frozenset(
-    {"type", "brokers", "bootstrap_servers", "topic", "consumer_group", "group_id", "timeout",
-     "config", "encrypted"}
-)
 SOURCE_OPTIONS = frozenset(
     {"topic", "consumer_group", "max_messages", "max_seconds", "metadata_columns",
      "value_format", "start_from", "column_types"}
@@ -144,6 +146,92 @@ def check_options(role: str, options: Mapping[str, Any]) -> None:
         raise SpecError("options.transactional must be true or false")
 
 
+class KafkaParams(ConnectorParams):
+    """Connection parameters of Kafka (Nexus ``connection_params``).
+
+    Unknown keys are errors, except librdkafka settings: a dotted key
+    (``ssl.endpoint.identification.algorithm: none``) is passed to the client as it is,
+    collected into :attr:`config` (which wins over the named fields). Sensitive librdkafka
+    settings (``sasl.password`` ...) are kept as ``SecretStr``.
+
+    Example:
+        >>> KafkaParams.model_validate({"brokers": ["k1:9092", "k2:9092"],
+        ...                             "sasl_password": "s3cret"}).bootstrap_servers
+        'k1:9092,k2:9092'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap_servers: str | None = Field(
+        None, validation_alias=AliasChoices("bootstrap_servers", "brokers"),
+        description="brokers, 'host:port,host:port' or a list (alias: brokers)",
+    )
+    topic: str | None = Field(None, description="default topic (else the endpoint's table)")
+    consumer_group: str | None = Field(
+        None, validation_alias=AliasChoices("consumer_group", "group_id"),
+        description="consumer group of sources; offsets are committed to it (alias: group_id)",
+    )
+    timeout: float = Field(10.0, gt=0, description="seconds to wait for the brokers")
+    security_protocol: str | None = Field(None, description="PLAINTEXT, SSL, SASL_SSL ...")
+    sasl_mechanism: str | None = Field(
+        None, validation_alias=AliasChoices("sasl_mechanism", "sasl_mechanisms"),
+        description="PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 ...",
+    )
+    sasl_username: str | None = Field(None, description="SASL user")
+    sasl_password: SecretStr | None = Field(None, description="SASL password")
+    ssl_cafile: str | None = Field(
+        None, validation_alias=AliasChoices("ssl_cafile", "ssl_ca_location"),
+        description="CA bundle path (alias: ssl_ca_location)",
+    )
+    ssl_certfile: str | None = Field(None, description="client certificate path")
+    ssl_keyfile: str | None = Field(None, description="client key path")
+    ssl_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("ssl_password", "ssl_key_password"),
+        description="password of the client key (alias: ssl_key_password)",
+    )
+    ssl_check_hostname: bool | None = Field(None, description="verify the broker host name")
+    client_id: str | None = Field(None, description="client id shown to the brokers")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="librdkafka settings, e.g. {'linger.ms': 50}"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _dotted_settings(cls, data: Any) -> Any:
+        """Dotted keys are librdkafka settings: gathered into ``config`` (config wins)."""
+        if not isinstance(data, Mapping) or not any("." in str(k) for k in data):
+            return data
+        data = dict(data)
+        dotted = {str(k): data.pop(k) for k in list(data) if "." in str(k)}
+        config = data.get("config")
+        if config is None or isinstance(config, Mapping):
+            data["config"] = {**dotted, **(config or {})}
+        return data
+
+    @field_validator("bootstrap_servers", mode="before")
+    @classmethod
+    def _broker_list(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return ",".join(str(b) for b in value)
+        return value
+
+    @field_validator("config")
+    @classmethod
+    def _librdkafka_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
+        settings: dict[str, Any] = {}
+        for key, item in value.items():
+            name = PARAM_ALIASES.get(key, key)
+            if "." not in name:
+                raise ValueError(
+                    f"{key} is not a librdkafka setting; use a dotted librdkafka name such as "
+                    "ssl.endpoint.identification.algorithm"
+                )
+            if secrets.is_sensitive(name) and isinstance(item, str):
+                item = SecretStr(item)
+            settings[key] = item
+        return settings
+
+
 @dataclass
 class _Read:
     """One bounded read: the consumer, where each partition started, ends and got to."""
@@ -160,14 +248,14 @@ class _Read:
 class KafkaConnector(Connector):
     """Source and target for Kafka topics (JSON messages).
 
-    Params (Nexus ``connection_params``): ``brokers`` or ``bootstrap_servers`` (a
-    "host:port,host:port" string or a list), ``topic`` (or the endpoint's ``table``; a topic
-    starting with ``^`` is a regular expression), ``consumer_group`` (sources; offsets are
-    committed to it), ``security_protocol``, ``sasl_mechanism``, ``sasl_username``,
-    ``sasl_password``, ``ssl_cafile``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_password``,
-    ``client_id``, ``timeout`` (seconds, default 10), ``config`` (a dict of librdkafka
-    settings); any dotted librdkafka setting (``ssl.endpoint.identification.algorithm``)
-    passes through.
+    Params (Nexus ``connection_params``, :class:`KafkaParams`): ``brokers`` or
+    ``bootstrap_servers`` (a "host:port,host:port" string or a list), ``topic`` (or the
+    endpoint's ``table``; a topic starting with ``^`` is a regular expression),
+    ``consumer_group`` (sources; offsets are committed to it), ``security_protocol``,
+    ``sasl_mechanism``, ``sasl_username``, ``sasl_password``, ``ssl_cafile``, ``ssl_certfile``,
+    ``ssl_keyfile``, ``ssl_password``, ``client_id``, ``timeout`` (seconds, default 10),
+    ``config`` (a dict of librdkafka settings); any dotted librdkafka setting
+    (``ssl.endpoint.identification.algorithm``) passes through.
 
     Source options: ``max_messages`` (100000), ``max_seconds`` (60), ``metadata_columns``
     (any of key, topic, partition, offset, timestamp -> ``_key``, ``_topic`` ...),
@@ -191,20 +279,20 @@ class KafkaConnector(Connector):
     write_modes: ClassVar[frozenset[str]] = frozenset({"append"})
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = True
+    Params: ClassVar[type[ConnectorParams]] = KafkaParams
+    config: KafkaParams
 
     def __init__(self, params: Mapping[str, Any]):
         super().__init__(params)
-        brokers = self.params.get("bootstrap_servers") or self.params.get("brokers")
-        if not brokers:
+        if not self.config.bootstrap_servers:
             raise SpecError(
                 "a kafka connection needs bootstrap_servers (or brokers), e.g. "
                 "bootstrap_servers: kafka1:9092,kafka2:9092"
             )
-        if isinstance(brokers, list | tuple):
-            brokers = ",".join(str(b) for b in brokers)
-        self.brokers = str(brokers)
-        self.timeout = float(self.params.get("timeout") or 10)
-        self.config = self._client_config()
+        self.brokers = self.config.bootstrap_servers
+        self.timeout = self.config.timeout
+        #: librdkafka settings of every client (secrets as SecretStr, unwrapped in _conf)
+        self.client_config = self.client_settings()
         self._reads: dict[int, _Read] = {}
         self._errors: list[str] = []
 
@@ -235,33 +323,34 @@ class KafkaConnector(Connector):
         return problems
 
     # --- configuration ---------------------------------------------------------------------
-    def _client_config(self) -> dict[str, Any]:
-        config: dict[str, Any] = {"bootstrap.servers": self.brokers}
-        extra = self.params.get("config") or {}
-        if not isinstance(extra, Mapping):
-            raise SpecError("connection_params.config must be a mapping of librdkafka settings")
-        items = [*((k, v) for k, v in self.params.items() if k not in OWN_PARAMS), *extra.items()]
-        for key, value in items:
-            name = PARAM_ALIASES.get(key, key)
-            if "." not in name:
-                known = ", ".join(sorted({*OWN_PARAMS - {"encrypted"}, *PARAM_ALIASES}))
-                raise SpecError(
-                    f"connection_params.{key} is not a Kafka setting; use one of {known} "
-                    "or a librdkafka setting such as ssl.endpoint.identification.algorithm"
-                )
+    def client_settings(self) -> dict[str, Any]:
+        """The librdkafka settings of this connection: the named params under their librdkafka
+        names, then :attr:`KafkaParams.config`. Secrets stay ``SecretStr`` (registered for
+        masking) until a client is created."""
+        config = self.config
+        settings: dict[str, Any] = {"bootstrap.servers": self.brokers}
+        for key, name in PARAM_ALIASES.items():
+            value = getattr(config, key) if key in KafkaParams.model_fields else None
+            if value is None:
+                continue
             if key == "ssl_check_hostname":
                 value = "https" if value else "none"
-            if secrets.is_sensitive(name) and isinstance(value, str):
-                secrets.register_secret(value)
-            config[name] = value
-        return config
+            settings[name] = value
+        for key, value in config.config.items():
+            settings[PARAM_ALIASES.get(key, key)] = value
+        for value in settings.values():
+            if isinstance(value, SecretStr):
+                secrets.register_secret(value.get_secret_value())
+        return settings
 
     def _conf(self, **extra: Any) -> dict[str, Any]:
         def on_error(error: Any) -> None:
             self._errors.append(str(error))
 
+        plain = {k: v.get_secret_value() if isinstance(v, SecretStr) else v
+                 for k, v in self.client_config.items()}
         return {
-            **self.config,
+            **plain,
             "error_cb": on_error,
             "logger": _log,
             "socket.connection.setup.timeout.ms": int(self.timeout * 1000),
@@ -301,7 +390,7 @@ class KafkaConnector(Connector):
 
     def topic(self, table: str | None, options: Mapping[str, Any]) -> str:
         """The endpoint's topic: ``table``, ``options.topic`` or the connection's ``topic``."""
-        topic = table or options.get("topic") or self.params.get("topic")
+        topic = table or options.get("topic") or self.config.topic
         if not topic:
             raise SpecError(
                 "a kafka endpoint needs a topic: set table: <topic> (or connection_params.topic)"
@@ -315,8 +404,7 @@ class KafkaConnector(Connector):
 
         opts = SourceOptions.parse(request.options)
         topic = self.topic(request.table, request.options)
-        group = request.options.get("consumer_group") or self.params.get(
-            "consumer_group") or self.params.get("group_id")
+        group = request.options.get("consumer_group") or self.config.consumer_group
         if not group:
             raise SpecError(
                 "a kafka source needs consumer_group (connection_params.consumer_group or "
@@ -489,11 +577,29 @@ class KafkaConnector(Connector):
             read.consumer.close()
 
     # --- target ----------------------------------------------------------------------------
+    def read_back(self, request: WriteRequest) -> ReadRequest:
+        """The whole topic from the earliest offset, through a consumer group of its own that
+        is never committed (checks do not move any group's offsets)."""
+        options: dict[str, Any] = {
+            "consumer_group": f"nexus-read-back-{uuid.uuid4().hex}",
+            "start_from": "earliest",
+            "max_messages": 2**62,
+            "max_seconds": 3600.0,
+        }
+        if request.options.get("topic"):
+            options["topic"] = request.options["topic"]
+        return ReadRequest(table=request.table, options=options, batch_size=request.batch_size)
+
     def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
         """Produce every row as a JSON object (``acks=all``, idempotent), flushed before
         returning; in one transaction unless ``options.transactional`` is false."""
         from confluent_kafka import KafkaException, Producer
 
+        if request.write_mode not in self.write_modes:
+            raise SpecError(
+                f"kafka write_mode {request.write_mode!r} is not supported: a topic only takes "
+                f"new messages; use write_mode {', '.join(sorted(self.write_modes))}"
+            )
         check_options("target", request.options)
         topic = self.topic(request.table, request.options)
         key_column = request.options.get("key_column")

@@ -21,29 +21,103 @@ from typing import Any, ClassVar
 from urllib.parse import quote_plus
 
 import pyarrow as pa
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr
 
 from nexus_dagster import secrets
 from nexus_dagster.connectors import documents
-from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
+from nexus_dagster.connectors.base import (
+    Connector,
+    ConnectorParams,
+    Cursor,
+    LoadResult,
+    ReadRequest,
+    WriteRequest,
+)
 from nexus_dagster.errors import ConnectorError, LoadError, NexusError, RetriableError, SpecError
 from nexus_dagster.relation import Relation
 
-#: connection params turned into the URI or passed to MongoClient; the rest are rejected
-_URI_KEYS = ("uri", "url", "host", "port", "database", "username", "user", "password", "type")
-_CLIENT_KEYS = {
-    "authSource": "authSource", "auth_source": "authSource", "authMechanism": "authMechanism",
-    "tls": "tls", "ssl": "tls", "tlsCAFile": "tlsCAFile", "ca_certs": "tlsCAFile",
-    "tlsCertificateKeyFile": "tlsCertificateKeyFile",
-    "tlsAllowInvalidCertificates": "tlsAllowInvalidCertificates", "replicaSet": "replicaSet",
-    "directConnection": "directConnection", "timeout_ms": "serverSelectionTimeoutMS",
+#: MongoDBParams field -> MongoClient option (passed when given)
+CLIENT_OPTIONS = {
+    "auth_source": "authSource",
+    "auth_mechanism": "authMechanism",
+    "tls": "tls",
+    "tls_ca_file": "tlsCAFile",
+    "tls_certificate_key_file": "tlsCertificateKeyFile",
+    "tls_allow_invalid_certificates": "tlsAllowInvalidCertificates",
+    "replica_set": "replicaSet",
+    "direct_connection": "directConnection",
+    "timeout_ms": "serverSelectionTimeoutMS",
 }
 NOT_IMPLEMENTED = 238
+
+
+class MongoDBParams(ConnectorParams):
+    """Connection parameters of MongoDB (Nexus ``connection_params``); unknown keys are
+    errors. pymongo's names (``authSource``, ``tlsCAFile``, ``replicaSet`` ...) are accepted
+    as well as the snake_case field names.
+
+    Example:
+        >>> MongoDBParams.model_validate({"uri": "mongodb://etl:pw@db:27017/",
+        ...                               "database": "app", "authSource": "admin"}).auth_source
+        'admin'
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    uri: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("uri", "url"),
+        description="mongodb:// or mongodb+srv:// URI (may hold a password), instead of host",
+    )
+    host: str = Field("127.0.0.1", description="server host")
+    port: int = Field(27017, ge=1, le=65535, description="server port")
+    database: str = Field(min_length=1, description="the database (required)")
+    username: str | None = Field(
+        None, validation_alias=AliasChoices("username", "user"), description="user (alias: user)"
+    )
+    password: SecretStr | None = Field(None, description="password")
+    auth_source: str | None = Field(
+        None, validation_alias=AliasChoices("auth_source", "authSource"),
+        description="the database holding the user",
+    )
+    auth_mechanism: str | None = Field(
+        None, validation_alias=AliasChoices("auth_mechanism", "authMechanism"),
+        description="SCRAM-SHA-256, MONGODB-X509 ...",
+    )
+    tls: bool | None = Field(
+        None, validation_alias=AliasChoices("tls", "ssl"),
+        description="connect with TLS (alias: ssl)",
+    )
+    tls_ca_file: str | None = Field(
+        None, validation_alias=AliasChoices("tls_ca_file", "tlsCAFile", "ca_certs"),
+        description="CA bundle path (aliases: tlsCAFile, ca_certs)",
+    )
+    tls_certificate_key_file: str | None = Field(
+        None, validation_alias=AliasChoices("tls_certificate_key_file", "tlsCertificateKeyFile"),
+        description="client certificate and key (PEM) path",
+    )
+    tls_allow_invalid_certificates: bool | None = Field(
+        None,
+        validation_alias=AliasChoices(
+            "tls_allow_invalid_certificates", "tlsAllowInvalidCertificates"
+        ),
+        description="accept any server certificate (tests only)",
+    )
+    replica_set: str | None = Field(
+        None, validation_alias=AliasChoices("replica_set", "replicaSet"),
+        description="replica set name",
+    )
+    direct_connection: bool | None = Field(
+        None, validation_alias=AliasChoices("direct_connection", "directConnection"),
+        description="connect to this host only, not the replica set",
+    )
+    timeout_ms: int = Field(10_000, gt=0, description="server selection timeout, milliseconds")
 
 
 class MongoDBConnector(Connector):
     """Source and target for MongoDB collections.
 
-    Params (``connection_params``): ``uri`` (``mongodb://...`` or ``mongodb+srv://...``) or
+    Params (``connection_params``, :class:`MongoDBParams`): ``uri`` (``mongodb://...`` or
+    ``mongodb+srv://...``) or
     ``host``/``port``/``username``/``password``; ``database`` (required); ``authSource``,
     ``authMechanism``, ``tls``, ``tlsCAFile`` (alias ``ca_certs``), ``tlsCertificateKeyFile``,
     ``replicaSet``, ``directConnection``, ``timeout_ms`` (server selection, default 10000).
@@ -72,45 +146,35 @@ class MongoDBConnector(Connector):
     is_target: ClassVar[bool] = True
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("table",),)
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("table",),)
+    Params: ClassVar[type[ConnectorParams]] = MongoDBParams
+    config: MongoDBParams
 
     def __init__(self, params: Mapping[str, Any]):
         super().__init__(params)
-        unknown = sorted(set(self.params) - set(_URI_KEYS) - set(_CLIENT_KEYS))
-        if unknown:
-            known = ", ".join(sorted((*_URI_KEYS, *_CLIENT_KEYS)))
-            raise SpecError(f"mongodb connection_params: unknown key(s) {unknown}; known: {known}")
-        self.database_name = self.params.get("database")
-        if not self.database_name:
-            raise SpecError("mongodb connection_params need 'database' (fix: database: app)")
-        for key in ("password", "uri", "url"):
-            value = self.params.get(key)
-            if isinstance(value, str) and "@" in value and key != "password":
-                secret = value.split("://", 1)[-1].split("@", 1)[0].partition(":")[2]
-                secrets.register_secret(secret)
-            elif key == "password" and value:
-                secrets.register_secret(str(value))
+        self.database_name = self.config.database
+        if self.config.password is not None:
+            secrets.register_secret(self.config.password.get_secret_value())
+        uri = self.config.uri.get_secret_value() if self.config.uri is not None else ""
+        if "@" in uri:  # the password in mongodb://user:password@host/
+            secrets.register_secret(uri.split("://", 1)[-1].split("@", 1)[0].partition(":")[2])
         self._client: Any = None
 
     # --- connection ------------------------------------------------------------------------
-    def _uri(self) -> str:
-        uri = self.params.get("uri") or self.params.get("url")
-        if uri:
-            return str(uri)
-        host = self.params.get("host", "127.0.0.1")
-        port = self.params.get("port", 27017)
-        user = self.params.get("username") or self.params.get("user")
+    def _uri(self, *, credentials: bool = True) -> str:
+        config = self.config
+        if config.uri is not None:
+            return config.uri.get_secret_value()
         auth = ""
-        if user:
-            auth = quote_plus(str(user))
-            if self.params.get("password") is not None:
-                auth += ":" + quote_plus(str(self.params["password"]))
+        if config.username and credentials:
+            auth = quote_plus(config.username)
+            if config.password is not None:
+                auth += ":" + quote_plus(config.password.get_secret_value())
             auth += "@"
-        return f"mongodb://{auth}{host}:{port}/"
+        return f"mongodb://{auth}{config.host}:{config.port}/"
 
     def describe(self) -> str:
         """The server and database, with no credentials."""
-        uri = self._uri()
-        scheme, _, rest = uri.partition("://")
+        scheme, _, rest = self._uri(credentials=False).partition("://")
         hosts = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
         return secrets.mask(f"{scheme}://{hosts}/{self.database_name}")
 
@@ -120,10 +184,11 @@ class MongoDBConnector(Connector):
         if self._client is None:
             import pymongo
 
-            options: dict[str, Any] = {"serverSelectionTimeoutMS": 10_000, "tz_aware": True}
-            for key, name in _CLIENT_KEYS.items():
-                if key in self.params:
-                    options[name] = self.params[key]
+            options: dict[str, Any] = {"tz_aware": True}
+            for key, name in CLIENT_OPTIONS.items():
+                value = getattr(self.config, key)
+                if value is not None:
+                    options[name] = value
             with self._errors("connecting to"):
                 self._client = pymongo.MongoClient(self._uri(), **options)
         return self._client

@@ -16,18 +16,26 @@ import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pyarrow as pa
+from pydantic import ConfigDict, Field, SecretStr
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors.base import Connector, LoadResult, ReadRequest, WriteRequest
-from nexus_dagster.connectors.records import (
+from nexus_dagster.connectors.base import (
+    Connector,
+    ConnectorParams,
+    LoadResult,
+    ReadRequest,
+    WriteRequest,
+)
+from nexus_dagster.connectors.formats.values import json_rows
+from nexus_dagster.connectors.message_records import (
     RecordSchema,
     column_types,
     columns_from_state,
     columns_state,
     flatten_value,
-    json_rows,
 )
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, SpecError
 from nexus_dagster.relation import Relation
@@ -37,12 +45,11 @@ SOURCE_OPTIONS = frozenset(
     {"key_pattern", "data_type", "value_format", "scan_count", "column_types"}
 )
 TARGET_OPTIONS = frozenset({"key_template", "data_type", "ttl_seconds", "pipeline_size"})
-#: connection params handed to redis.Redis as they are
-CLIENT_PARAMS = frozenset(
-    {"host", "port", "db", "username", "password", "ssl", "ssl_ca_certs", "ssl_certfile",
-     "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname", "client_name"}
+#: connection params handed to redis.Redis (when given)
+CLIENT_PARAMS = (
+    "host", "port", "db", "username", "password", "ssl", "ssl_ca_certs", "ssl_certfile",
+    "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname", "client_name",
 )
-OWN_PARAMS = frozenset({"type", "url", "timeout", "retries", "encrypted"})
 KEY = pa.field("_key", pa.string())
 #: columns each data type adds after ``_key``
 TYPE_COLUMNS = {
@@ -50,6 +57,35 @@ TYPE_COLUMNS = {
     "stream": [pa.field("_id", pa.string())],
     "zset": [pa.field("score", pa.float64())],
 }
+
+
+class RedisParams(ConnectorParams):
+    """Connection parameters of Redis (Nexus ``connection_params``); unknown keys are errors.
+
+    Example:
+        >>> RedisParams.model_validate({"host": "cache", "port": "6380", "password": "s3cret"}).port
+        6380
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr | None = Field(
+        None, description="redis:// or rediss:// URL, instead of host/port/db (may hold a password)"
+    )
+    host: str = Field("localhost", description="server host")
+    port: int = Field(6379, ge=1, le=65535, description="server port")
+    db: int = Field(0, ge=0, description="database number")
+    username: str | None = Field(None, description="ACL user")
+    password: SecretStr | None = Field(None, description="password")
+    ssl: bool = Field(False, description="connect with TLS")
+    ssl_ca_certs: str | None = Field(None, description="CA bundle path")
+    ssl_certfile: str | None = Field(None, description="client certificate path")
+    ssl_keyfile: str | None = Field(None, description="client key path")
+    ssl_cert_reqs: str | None = Field(None, description="required | optional | none")
+    ssl_check_hostname: bool | None = Field(None, description="verify the server host name")
+    client_name: str | None = Field(None, description="name shown by CLIENT LIST")
+    timeout: float = Field(10.0, gt=0, description="socket and connect timeout, seconds")
+    retries: int = Field(2, ge=0, description="retries of transient errors, with backoff")
 
 
 @dataclass(frozen=True)
@@ -161,7 +197,8 @@ def template_fields(template: str) -> list[str]:
 class RedisConnector(Connector):
     """Source and target for Redis.
 
-    Params (Nexus ``connection_params``): ``host`` (localhost), ``port`` (6379), ``db`` (0),
+    Params (Nexus ``connection_params``, :class:`RedisParams`): ``host`` (localhost), ``port``
+    (6379), ``db`` (0),
     ``password``, ``username`` (ACL user), ``ssl`` (true for TLS), ``ssl_ca_certs``,
     ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``, ``ssl_check_hostname``, ``timeout``
     (seconds, default 10), ``retries`` (2, with backoff), or a ``url`` (``redis://`` / ``rediss://``).
@@ -190,18 +227,18 @@ class RedisConnector(Connector):
     write_modes: ClassVar[frozenset[str]] = frozenset({"append", "upsert"})
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = True
+    Params: ClassVar[type[ConnectorParams]] = RedisParams
+    config: RedisParams
 
     def __init__(self, params: Mapping[str, Any]):
         super().__init__(params)
-        unknown = sorted(set(self.params) - CLIENT_PARAMS - OWN_PARAMS)
-        if unknown:
-            raise SpecError(
-                f"connection_params.{unknown[0]} is not a Redis setting; use "
-                f"{', '.join(sorted(CLIENT_PARAMS | OWN_PARAMS - {'encrypted'}))}"
-            )
-        for key in ("password", "url"):
-            if isinstance(self.params.get(key), str):
-                secrets.register_secret(self.params[key])
+        for secret in (self.config.password, self.config.url):
+            if secret is not None:
+                secrets.register_secret(secret.get_secret_value())
+        if self.config.url is not None:
+            url_password = urlsplit(self.config.url.get_secret_value()).password
+            if url_password:
+                secrets.register_secret(url_password)
         self._client: Any = None
 
     @classmethod
@@ -229,26 +266,31 @@ class RedisConnector(Connector):
             from redis.backoff import ExponentialBackoff
             from redis.retry import Retry
 
-            timeout = float(self.params.get("timeout") or 10)
-            kwargs = {k: v for k, v in self.params.items() if k in CLIENT_PARAMS}
+            config = self.config
+            kwargs = {k: getattr(config, k) for k in CLIENT_PARAMS if k in config.model_fields_set}
+            if isinstance(kwargs.get("password"), SecretStr):
+                kwargs["password"] = kwargs["password"].get_secret_value()
             # a few quick retries for transient errors, not redis-py's default ~15 s of them
-            retry = Retry(ExponentialBackoff(cap=1.0, base=0.1), int(self.params.get("retries", 2)))
+            retry = Retry(ExponentialBackoff(cap=1.0, base=0.1), config.retries)
             common = {"decode_responses": True, "encoding_errors": "backslashreplace",
-                      "socket_timeout": timeout, "socket_connect_timeout": timeout,
-                      "retry": retry}
-            if self.params.get("url"):
-                self._client = redis.Redis.from_url(self.params["url"], **common, **kwargs)
+                      "socket_timeout": config.timeout,
+                      "socket_connect_timeout": config.timeout, "retry": retry}
+            if config.url is not None:
+                self._client = redis.Redis.from_url(config.url.get_secret_value(), **common,
+                                                    **kwargs)
             else:
                 self._client = redis.Redis(**common, **kwargs)
         return self._client
 
     def describe(self) -> str:
         """``redis://host:port/db`` without credentials."""
-        if self.params.get("url"):
-            return secrets.mask(str(self.params["url"]))
-        scheme = "rediss" if self.params.get("ssl") else "redis"
-        host, port = self.params.get("host", "localhost"), self.params.get("port", 6379)
-        return f"{scheme}://{host}:{port}/{self.params.get('db', 0)}"
+        config = self.config
+        if config.url is not None:
+            parts = urlsplit(config.url.get_secret_value())
+            port = f":{parts.port}" if parts.port else ""
+            return secrets.mask(f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}")
+        scheme = "rediss" if config.ssl else "redis"
+        return f"{scheme}://{config.host}:{config.port}/{config.db}"
 
     def _fail(self, what: str, exc: BaseException) -> ConnectorError:
         import redis
@@ -377,10 +419,28 @@ class RedisConnector(Connector):
             start = f"({entries[-1][0]}"
 
     # --- target ----------------------------------------------------------------------------
+    def read_back(self, request: WriteRequest) -> ReadRequest:
+        """The keys the write's key template makes (``user:{id}`` -> pattern ``user:*``), as
+        the data type it wrote."""
+        opts = TargetOptions.parse(request.options, request.table, request.key_columns)
+        pattern = "".join(
+            literal.replace("*", "\\*") + ("*" if name is not None else "")
+            for literal, name, _, _ in string.Formatter().parse(opts.key_template)
+        )
+        options = {"key_pattern": pattern, "data_type": opts.data_type}
+        if opts.data_type == "string":
+            options["value_format"] = "json"
+        return ReadRequest(options=options, batch_size=request.batch_size)
+
     def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
         """Replace one key per row (hash fields or a JSON string), pipelined in chunks."""
         import redis
 
+        if request.write_mode not in self.write_modes:
+            raise SpecError(
+                f"redis write_mode {request.write_mode!r} is not supported (each row replaces "
+                f"its key); use write_mode {' or '.join(sorted(self.write_modes))}"
+            )
         opts = TargetOptions.parse(request.options, request.table, request.key_columns)
         missing = [c for c in template_fields(opts.key_template) if c not in relation.schema.names]
         if missing:

@@ -21,18 +21,16 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from nexus_dagster.errors import SpecError, UnsupportedError
+from nexus_dagster.plugins import NamedRegistry
 
 if TYPE_CHECKING:
     from nexus_dagster.connectors.base import Connector
 
 __all__ = [
     "BUILTIN_CONNECTORS",
+    "CONNECTORS",
     "ENTRY_POINT_GROUP",
     "connector_class",
     "connector_types",
@@ -59,14 +57,16 @@ BUILTIN_CONNECTORS: dict[str, str] = {
     "redis": "nexus_dagster.connectors.redis:RedisConnector",
 }
 
-#: registered at run time with register_connector (wins over entry points and built-ins)
-_registered: dict[str, str | type[Connector]] = {}
+
+def _connector_base() -> type[Connector]:
+    from nexus_dagster.connectors.base import Connector
+
+    return Connector
 
 
-@lru_cache(maxsize=1)
-def _entry_points() -> dict[str, str]:
-    """Connectors other installed packages declare (read once per process)."""
-    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+CONNECTORS: NamedRegistry[Connector] = NamedRegistry(
+    "connector", base=_connector_base, builtins=BUILTIN_CONNECTORS, group=ENTRY_POINT_GROUP
+)
 
 
 def register_connector(name: str, connector: str | type[Connector]) -> None:
@@ -76,31 +76,18 @@ def register_connector(name: str, connector: str | type[Connector]) -> None:
     Example:
         >>> register_connector("warehouse_x", "my_package.connector:WarehouseXConnector")
     """
-    if not name or not name.replace("_", "").isalnum() or not name[0].isalpha():
-        raise SpecError(
-            f"connector name {name!r} must start with a letter and hold only letters, digits "
-            "and underscores"
-        )
-    _registered[name] = connector
+    CONNECTORS.register(name, connector)
 
 
 def unregister_connector(name: str) -> None:
     """Forget a connector given to :func:`register_connector` (built-ins and entry points
     stay)."""
-    _registered.pop(name, None)
+    CONNECTORS.unregister(name)
 
 
 def connector_types() -> list[str]:
     """Every type name a spec may use, sorted."""
-    return sorted({*BUILTIN_CONNECTORS, *_entry_points(), *_registered})
-
-
-def _entry(name: str) -> str | type[Connector] | None:
-    if name in _registered:
-        return _registered[name]
-    if name in BUILTIN_CONNECTORS:
-        return BUILTIN_CONNECTORS[name]
-    return _entry_points().get(name)
+    return CONNECTORS.names()
 
 
 def connector_class(name: str) -> type[Connector]:
@@ -111,28 +98,10 @@ def connector_class(name: str) -> type[Connector]:
         SpecError: the name is registered but its class cannot be imported, or is not a
             :class:`~nexus_dagster.connectors.base.Connector`.
     """
-    from nexus_dagster.connectors.base import Connector
-
-    name = str(getattr(name, "value", name))
-    entry = _entry(name)
-    if entry is None:
-        raise UnsupportedError(
-            f"type {name!r} is not supported; supported: {', '.join(connector_types())} "
+    return CONNECTORS.get(
+        str(getattr(name, "value", name)),
+        unknown=lambda n: (
+            f"type {n!r} is not supported; supported: {', '.join(connector_types())} "
             f"(other packages add types through the entry-point group {ENTRY_POINT_GROUP!r})"
-        )
-    if isinstance(entry, str):
-        module_name, _, class_name = entry.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), class_name)
-        except (ImportError, AttributeError) as exc:
-            raise SpecError(
-                f"connector {name!r} is registered as {entry!r}, which cannot be imported: {exc}"
-            ) from exc
-    else:
-        cls = entry
-    if not (isinstance(cls, type) and issubclass(cls, Connector)):
-        raise SpecError(
-            f"connector {name!r} ({entry!r}) is not a subclass of "
-            "nexus_dagster.connectors.base.Connector"
-        )
-    return cls
+        ),
+    )

@@ -24,8 +24,9 @@ changes only the storage:
 * errors from the store are wrapped in :class:`~nexus_dagster.errors.ConnectorError` naming the
   connection and the parameters to check, with every secret parameter masked.
 
-Subclasses set :attr:`protocol`, :attr:`system`, :attr:`auth_params` and build their filesystem
-in :meth:`RemoteFileConnector.open_filesystem`.
+Subclasses set :attr:`protocol`, :attr:`system`, :attr:`auth_params`, their typed ``Params``
+(extending :class:`RemoteParams`, or :class:`ObjectStoreParams` for bucket stores) and build
+their filesystem in :meth:`RemoteFileConnector.open_filesystem`.
 """
 
 from __future__ import annotations
@@ -41,15 +42,22 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import fsspec
+from pydantic import Field, SecretStr
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors import formats
 from nexus_dagster.connectors.base import LoadResult, ReadRequest, WriteRequest
-from nexus_dagster.connectors.file import FileConnector, has_glob, is_temp_file
+from nexus_dagster.connectors.file import FileConnector, FileParams, has_glob, is_temp_file
+from nexus_dagster.connectors.formats.names import split_compression
 from nexus_dagster.errors import ConnectorError, NexusError, SpecError
 from nexus_dagster.relation import Relation
 
-__all__ = ["RemoteFileConnector", "file_version", "part_path"]
+__all__ = [
+    "ObjectStoreParams",
+    "RemoteFileConnector",
+    "RemoteParams",
+    "file_version",
+    "part_path",
+]
 
 #: default bytes per ranged GET when reading from an object store
 DEFAULT_BLOCK_SIZE = 8 * 2**20
@@ -61,10 +69,32 @@ _AUTH_WORDS = (
 )
 
 
+class RemoteParams(FileParams):
+    """What every remote store accepts besides its own settings: ``base_dir``, a default
+    ``file_path`` and ``file_format``. Unknown keys are errors."""
+
+    base_dir: str | None = Field(
+        None,
+        description="the prefix (object stores) or server folder (SFTP/FTP, default /) every "
+        "path resolves against and may not leave",
+    )
+
+
+class ObjectStoreParams(RemoteParams):
+    """:class:`RemoteParams` plus the ranged-read settings of bucket stores (S3, Azure, GCS)."""
+
+    block_size: int | None = Field(
+        None, ge=1, description="bytes per ranged GET when reading (default 8 MiB)"
+    )
+    cache_type: str | None = Field(
+        None, description="the fsspec read cache (default readahead; none for no read-ahead)"
+    )
+
+
 def _part_layout(target: str) -> tuple[str, str]:
     """The folder the parts of ``target`` go to and their extension (``.csv.gz``)."""
     directory, name = posixpath.split(target)
-    base, compression = formats.split_compression(name)
+    base, compression = split_compression(name)
     stem, ext = posixpath.splitext(base)
     if compression:
         ext += name[len(base):]
@@ -119,16 +149,17 @@ class RemoteFileConnector(FileConnector):
     object_store: ClassVar[bool] = True
     #: the param holding the bucket/container name (object stores)
     bucket_param: ClassVar[str] = "bucket"
-    #: params that must be present: each inner tuple is "one of these"
-    required_params: ClassVar[tuple[tuple[str, ...], ...]] = ()
     #: params a user should check when the store refuses the credentials
     auth_params: ClassVar[tuple[str, ...]] = ()
+    Params: ClassVar[type[RemoteParams]] = RemoteParams
+    config: RemoteParams
 
     def __init__(self, params: Mapping[str, Any] | None = None):
         super().__init__(params)
-        for key, value in self.params.items():
-            if isinstance(value, str) and secrets.is_sensitive(str(key)):
-                secrets.register_secret(value)
+        for name in type(self.config).model_fields:
+            value = getattr(self.config, name)
+            if isinstance(value, SecretStr):
+                secrets.register_secret(value.get_secret_value())
 
     # ------------------------------------------------------------------ hooks for subclasses
 
@@ -137,13 +168,18 @@ class RemoteFileConnector(FileConnector):
         """Remote stores have no local paths to resolve."""
         return dict(params)
 
+    def read_back(self, request: WriteRequest) -> ReadRequest:
+        """The object and every part file appends added to it (``with_parts``)."""
+        back = super().read_back(request)
+        return replace(back, options={**back.options, "with_parts": True})
+
     def resolve_path(self, path: str | None, root: Path) -> str | None:
         """Keys and remote paths are relative to the bucket/container/server, never to the
         project root: kept as written."""
         return path
 
     def open_filesystem(self) -> fsspec.AbstractFileSystem:
-        """Build the fsspec filesystem from ``self.params`` (called once, lazily)."""
+        """Build the fsspec filesystem from ``self.config`` (called once, lazily)."""
         raise NotImplementedError
 
     def endpoint(self) -> str:
@@ -154,7 +190,6 @@ class RemoteFileConnector(FileConnector):
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
         if self._fs is None:
-            self._check_params()
             with self.errors("connect"):
                 self._fs = self.open_filesystem()
         return self._fs
@@ -165,7 +200,7 @@ class RemoteFileConnector(FileConnector):
 
     def bucket(self) -> str:
         """The bucket/container (object stores)."""
-        name = str(self.params.get(self.bucket_param) or "").strip("/")
+        name = str(getattr(self.config, self.bucket_param, None) or "").strip("/")
         if not name:
             raise SpecError(
                 f"a {self.system} connection needs {self.bucket_param} in connection_params"
@@ -174,7 +209,7 @@ class RemoteFileConnector(FileConnector):
 
     def root(self) -> str:
         """Object stores: ``bucket[/base_dir]``; SFTP/FTP: ``base_dir`` (default ``/``)."""
-        base = str(self.params.get("base_dir") or "").strip()
+        base = str(self.config.base_dir or "").strip()
         if self.object_store:
             prefix = posixpath.normpath("/" + base.lstrip("/")).strip("/") if base else ""
             return posixpath.join(self.bucket(), prefix) if prefix else self.bucket()
@@ -229,11 +264,12 @@ class RemoteFileConnector(FileConnector):
     def read_options(self) -> dict[str, Any]:
         """Object stores: ranged reads of ``block_size`` bytes through a ``cache_type`` cache
         (``readahead`` by default): memory stays at about one block per open file."""
-        if not self.object_store:
+        config = self.config
+        if not self.object_store or not isinstance(config, ObjectStoreParams):
             return {}
         return {
-            "block_size": int(self.params.get("block_size") or DEFAULT_BLOCK_SIZE),
-            "cache_type": str(self.params.get("cache_type") or "readahead"),
+            "block_size": config.block_size or DEFAULT_BLOCK_SIZE,
+            "cache_type": config.cache_type or "readahead",
         }
 
     def user_path(self, fs_path: str) -> str:
@@ -264,7 +300,7 @@ class RemoteFileConnector(FileConnector):
     def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
         """Overwrite the target atomically, or append a new part file next to it."""
         mode = request.write_mode
-        target = request.path or self.params.get("file_path") or self.params.get("path")
+        target = request.path or self.config.file_path
         if mode == "append" and target and not has_glob(str(target)):
             part = part_path(str(target), request.run_id)
             with self.errors("write"):
@@ -311,16 +347,6 @@ class RemoteFileConnector(FileConnector):
             ) from None
         return len(parts)
 
-    def _check_params(self) -> None:
-        missing = [
-            " or ".join(group) for group in self.required_params
-            if not any(self.params.get(name) for name in group)
-        ]
-        if missing:
-            raise SpecError(
-                f"a {self.system} connection needs {', '.join(missing)} in connection_params"
-            )
-
     @contextlib.contextmanager
     def errors(self, action: str) -> Iterator[None]:
         """Turn a store's exception into a ConnectorError naming what to check, secrets masked."""
@@ -352,10 +378,23 @@ class RemoteFileConnector(FileConnector):
                 ) from None
             raise ConnectorError(f"{self.system} {action} of {where} failed: {detail}") from None
 
-    def _expand(self, pattern: str) -> list[str]:
-        """A path, a glob or a prefix (every file under a folder), sorted."""
+    def _expand(self, pattern: str, with_parts: bool = False) -> list[str]:
+        """A path, a glob or a prefix (every file under a folder), sorted; ``with_parts``: the
+        file and the part files appends wrote for it (see :func:`part_path`)."""
         fs = self.filesystem()
         resolved = self.resolve(pattern)
+        if with_parts and not has_glob(resolved) and not resolved.endswith("/"):
+            folder, _ = _part_layout(resolved)
+            parts = sorted(
+                p for p in (fs.find(folder) if fs.isdir(folder) else []) if is_part_of(p, resolved)
+            )
+            files = ([resolved] if fs.isfile(resolved) else []) + parts
+            if not files:
+                raise ConnectorError(
+                    f"no file {self.location(resolved)} and no part file under "
+                    f"{self.location(folder)}/"
+                )
+            return files
         if has_glob(resolved):
             return super()._expand(pattern)
         bare = resolved.rstrip("/") or "/"

@@ -12,9 +12,10 @@ name record fields, ``https://api.example.com/items/{id}``). Each request carrie
 idempotency key that is the same on every retry, so a retried POST is not applied twice by an
 API that honours it.
 
-Params (the connection's, then the spec's ``api_*`` settings, see
-:mod:`nexus_dagster.spec.rest_api`): connection ``base_url``, ``headers``, ``params``, ``auth``,
-``verify`` (TLS: true, false or a CA bundle path), ``allow_http``.
+Params (:class:`ApiParams`: the connection's, then the spec's ``api_*`` settings, see
+:mod:`nexus_dagster.spec.api_fields`): connection ``base_url``, ``headers``, ``params``, ``auth``,
+``verify`` (TLS: true, false or a CA bundle path), ``allow_http``. ``auth`` / ``api_auth`` and
+``api_pagination`` are validated by the settings model of their registered style.
 
 Example:
     >>> api = ApiConnector({"api_endpoint": "https://api.example.com/v1/users",
@@ -38,27 +39,135 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urljoin
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from nexus_dagster.connectors import formats
-from nexus_dagster.connectors.base import Connector, LoadResult, ReadRequest, WriteRequest
-from nexus_dagster.connectors.http import records as rec
-from nexus_dagster.connectors.http.auth import make_auth
+from nexus_dagster.connectors.base import (
+    Connector,
+    ConnectorParams,
+    LoadResult,
+    ReadRequest,
+    WriteRequest,
+)
+from nexus_dagster.connectors.formats.options import parse_type
+from nexus_dagster.connectors.formats.schemas import unify_schemas
+from nexus_dagster.connectors.http import response_records as rec
+from nexus_dagster.connectors.http.auth import AUTH_STYLES, make_auth
 from nexus_dagster.connectors.http.client import HttpClient, parse_json, safe_url
-from nexus_dagster.connectors.http.pagination import make_paginator
+from nexus_dagster.connectors.http.pagination import PAGINATORS, make_paginator
+from nexus_dagster.connectors.http.styles import StyleConfig, register_secret_fields
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, NexusError, SpecError
 from nexus_dagster.relation import Relation, conform, rebatch
 from nexus_dagster.secrets import mask
-from nexus_dagster.spec.rest_api import DEFAULT_TARGET_BATCH, https_problem
+from nexus_dagster.spec.api_fields import DEFAULT_TARGET_BATCH, https_problem
 
-__all__ = ["ApiConnector"]
+__all__ = ["ApiConnector", "ApiParams"]
 
 log = logging.getLogger(__name__)
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+_BOOLEAN_TEXT = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+
+
+class ApiParams(ConnectorParams):
+    """Parameters of an API source or target: a connection's (``base_url``, ``headers``,
+    ``params``, ``auth``, ``verify``, ``allow_http``) merged with the spec's ``api_*``
+    settings. A null value means the default (the spec passes every API setting), except
+    ``idempotency_header: null``, which sends no idempotency header.
+
+    Example:
+        >>> ApiParams.model_validate({"base_url": "https://crm.example.com/v2",
+        ...                           "auth": {"type": "bearer", "token": "${CRM_TOKEN}"}}).auth
+        BearerAuthConfig(type='bearer', token=SecretStr('**********'))
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str | None = Field(None, description="URL the api_endpoint is relative to")
+    api_endpoint: str | None = Field(None, description="absolute URL, or a path under base_url")
+    api_method: str | None = Field(
+        None, description="HTTP method (default GET for sources, POST for targets)"
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="headers of the connection (may hold credentials)"
+    )
+    api_headers: dict[str, SecretStr] = Field(
+        default_factory=dict, description="headers of the endpoint (may hold credentials)"
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="query parameters")
+    api_params: dict[str, Any] = Field(
+        default_factory=dict, description="query parameters of the endpoint"
+    )
+    auth: StyleConfig | None = Field(
+        None, description="the connection's auth style: {type: <registered style>, ...}"
+    )
+    api_auth: StyleConfig | None = Field(
+        None, description="the endpoint's auth style (wins over auth)"
+    )
+    verify: bool | str = Field(True, description="TLS verification: true, false or a CA bundle")
+    allow_http: bool = Field(False, description="allow plain http:// (trusted networks only)")
+    timeout_seconds: float = Field(30.0, gt=0, description="connect and read timeout")
+    max_retries: int = Field(5, ge=0, description="retries of 429/5xx/timeouts")
+    backoff_seconds: float = Field(1.0, ge=0, description="base delay between retries")
+    requests_per_second: float | None = Field(None, gt=0, description="rate limit")
+    allow_partial: bool = Field(
+        False, description="load the pages read before a failure / skip failed requests"
+    )
+    api_pagination: StyleConfig | None = Field(
+        None, description="the pagination style: {type: <registered style>, ...}"
+    )
+    records_path: str | None = Field(None, description="dotted path of the records")
+    flatten_depth: int = Field(3, ge=0, description="levels of nested objects made columns")
+    explode: str | None = Field(None, description="dotted path of a list giving one row each")
+    max_pages: int | None = Field(None, ge=1, description="read at most this many pages")
+    incremental_param: str | None = Field(
+        None, description="query parameter the kept cursor is sent as"
+    )
+    api_body: Literal["array", "record"] = Field(
+        "array", description="one request per batch (a JSON array) or per record"
+    )
+    body_key: str | None = Field(None, description="wrap the array as {body_key: [...]}")
+    idempotency_header: str | None = Field(
+        "Idempotency-Key", description="header carrying each request's idempotency key"
+    )
+    request_batch_size: int = Field(
+        DEFAULT_TARGET_BATCH, ge=1, description="records per request of a target"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_defaults(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if v is not None or k == "idempotency_header"}
+        return data
+
+    @field_validator("headers", "api_headers", mode="before")
+    @classmethod
+    def _header_text(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): v if isinstance(v, SecretStr) else str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_flag(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in _BOOLEAN_TEXT:
+            return _BOOLEAN_TEXT[value.strip().lower()]
+        return value
+
+    @field_validator("auth", "api_auth", "api_pagination", mode="before")
+    @classmethod
+    def _registered_style(cls, value: Any, info: ValidationInfo) -> Any:
+        """The block validated by the settings model of its registered style."""
+        registry = PAGINATORS if info.field_name == "api_pagination" else AUTH_STYLES
+        config, problems = registry.check(value, str(info.field_name))
+        if config is None:
+            raise ValueError("; ".join(f"{field}: {message} (fix: {fix})"
+                                       for field, message, fix in problems))
+        return config
 
 
 class ApiConnector(Connector):
@@ -69,6 +178,8 @@ class ApiConnector(Connector):
     supports_incremental: ClassVar[bool] = False
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = True
+    #: what a POST/PUT endpoint received is in general not what a GET of it returns
+    supports_read_back: ClassVar[bool] = False
     write_modes: ClassVar[frozenset[str]] = frozenset({"append"})
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = (
         ("api_endpoint", "connection", "connection_params"),
@@ -76,33 +187,30 @@ class ApiConnector(Connector):
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = (
         ("api_endpoint", "connection", "connection_params"),
     )
+    Params: ClassVar[type[ConnectorParams]] = ApiParams
+    config: ApiParams
 
     def __init__(self, params: Mapping[str, Any]):
         super().__init__(params)
+        register_secret_fields(self.config)  # the auth's secrets, masked from now on
         self._staging: list[Path] = []
         self._client: HttpClient | None = None
 
     # ------------------------------------------------------------------ settings
-    def _get(self, name: str, default: Any = None) -> Any:
-        value = self.params.get(name)
-        return default if value is None else value
-
     def url(self) -> str:
         """The endpoint URL: ``api_endpoint`` (absolute, or relative to ``base_url``).
 
         Raises:
             SpecError: no URL, or plain http without ``allow_http``.
         """
-        base = self.params.get("base_url")
-        endpoint = self.params.get("api_endpoint")
+        base, endpoint = self.config.base_url, self.config.api_endpoint
         if base and endpoint:
-            url = urljoin(str(base).rstrip("/") + "/", str(endpoint).lstrip("/"))
+            url = urljoin(base.rstrip("/") + "/", endpoint.lstrip("/"))
         else:
-            url = str(endpoint or base or "")
+            url = endpoint or base or ""
         if not url:
             raise SpecError("an api source/target needs api_endpoint (or base_url)")
-        allow = bool(self._get("allow_http", False))
-        problem = https_problem(url, allow)
+        problem = https_problem(url, self.config.allow_http)
         if problem:
             raise SpecError(f"api_endpoint: {problem}")
         return url
@@ -110,15 +218,16 @@ class ApiConnector(Connector):
     def client(self) -> HttpClient:
         """The HTTP client (built once, closed by :meth:`close`)."""
         if self._client is None:
-            headers = {**dict(self._get("headers", {})), **dict(self._get("api_headers", {}))}
+            config = self.config
+            headers = {**config.headers, **config.api_headers}
             self._client = HttpClient(
-                headers={str(k): str(v) for k, v in headers.items()},
-                auth=make_auth(self._get("api_auth") or self._get("auth")),
-                timeout=float(self._get("timeout_seconds", 30.0)),
-                max_retries=int(self._get("max_retries", 5)),
-                backoff=float(self._get("backoff_seconds", 1.0)),
-                requests_per_second=self._get("requests_per_second"),
-                verify=self._get("verify", True),
+                headers={k: v.get_secret_value() for k, v in headers.items()},
+                auth=make_auth(config.api_auth or config.auth),
+                timeout=config.timeout_seconds,
+                max_retries=config.max_retries,
+                backoff=config.backoff_seconds,
+                requests_per_second=config.requests_per_second,
+                verify=config.verify,
             )
         return self._client
 
@@ -146,14 +255,14 @@ class ApiConnector(Connector):
             DataError: not JSON, truncated JSON, records missing or of conflicting types.
         """
         url = self.url()
-        method = str(self._get("api_method", "GET")).upper()
-        params = {**dict(self._get("params", {})), **dict(self._get("api_params", {}))}
-        incremental = self._get("incremental_param")
+        method = (self.config.api_method or "GET").upper()
+        params = {**self.config.params, **self.config.api_params}
+        incremental = self.config.incremental_param
         if incremental and request.cursor is not None and request.cursor.value is not None:
             params[incremental] = _param_value(request.cursor.value)
         options = dict(request.options or {})
         column_types = {
-            str(k): formats.parse_type(v) for k, v in (options.get("column_types") or {}).items()
+            str(k): parse_type(v) for k, v in (options.get("column_types") or {}).items()
         }
         batch_size = max(1, int(request.batch_size or 50_000))
         folder = Path(tempfile.mkdtemp(prefix="nexus-api-"))
@@ -163,7 +272,7 @@ class ApiConnector(Connector):
         try:
             self._fetch(method, url, params, column_types, batch_size, folder, chunks, stats)
         except NexusError as exc:
-            if not (self._get("allow_partial", False) and stats["pages"]):
+            if not (self.config.allow_partial and stats["pages"]):
                 raise
             stats["partial"] = True
             stats["partial_error"] = mask(str(exc))
@@ -193,7 +302,7 @@ class ApiConnector(Connector):
                column_types: dict[str, pa.DataType], batch_size: int, folder: Path,
                chunks: list[tuple[Path, pa.Schema]], stats: dict[str, Any]) -> None:
         client = self.client()
-        pager = make_paginator(self._get("api_pagination"))
+        pager = make_paginator(self.config.api_pagination)
         buffer: list[dict[str, Any]] = []
         stats["batch_size"] = batch_size
 
@@ -210,7 +319,7 @@ class ApiConnector(Connector):
         try:
             self._pages(client, pager, method, url, params, buffer, flush, stats)
         except NexusError:
-            if self._get("allow_partial", False) and stats["pages"]:
+            if self.config.allow_partial and stats["pages"]:
                 with contextlib.suppress(NexusError):
                     flush()
             raise
@@ -219,10 +328,10 @@ class ApiConnector(Connector):
     def _pages(self, client: HttpClient, pager: Any, method: str, url: str,
                params: dict[str, Any], buffer: list[dict[str, Any]], flush: Any,
                stats: dict[str, Any]) -> None:
-        max_pages = self._get("max_pages")
-        depth = int(self._get("flatten_depth", 3))
-        explode = self._get("explode")
-        records_path = self._get("records_path")
+        max_pages = self.config.max_pages
+        depth = self.config.flatten_depth
+        explode = self.config.explode
+        records_path = self.config.records_path
         batch_size = stats["batch_size"]
         seen: set[str] = set()
         current: tuple[str, dict[str, Any]] | None = pager.first(url, params)
@@ -253,14 +362,14 @@ class ApiConnector(Connector):
         """The union of the chunks' schemas; with no records, the last run's (kept as state)."""
         schemas = [(f"chunk {i + 1}", s) for i, (_, s) in enumerate(chunks)]
         if schemas:
-            schema = formats.unify_schemas(schemas)
+            schema = unify_schemas(schemas)
             return pa.schema(
                 [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
                  for f in schema]
             )
         kept = (request.state or {}).get("columns") if request.state else None
         if isinstance(kept, Mapping) and kept:
-            return pa.schema([(str(n), formats.parse_type(t)) for n, t in kept.items()])
+            return pa.schema([(str(n), parse_type(t)) for n, t in kept.items()])
         names = [request.cursor.column] if request.cursor else []
         return pa.schema([(n, column_types.get(n, pa.string())) for n in names])
 
@@ -278,16 +387,16 @@ class ApiConnector(Connector):
         if request.write_mode != "append":
             raise LoadError(f"api targets only append (POST/PUT), not {request.write_mode}")
         url = self.url()
-        method = str(self._get("api_method", "POST")).upper()
-        per_record = self._get("api_body", "array") == "record"
+        method = (self.config.api_method or "POST").upper()
+        per_record = self.config.api_body == "record"
         if _TEMPLATE.search(url) and not per_record:
             raise SpecError(
                 f"api_endpoint {safe_url(url)} names record fields; that needs api_body: record"
             )
-        size = int(self._get("request_batch_size", DEFAULT_TARGET_BATCH))
-        params = {**dict(self._get("params", {})), **dict(self._get("api_params", {}))}
-        body_key = self._get("body_key")
-        id_header = self._get("idempotency_header", "Idempotency-Key")
+        size = self.config.request_batch_size
+        params = {**self.config.params, **self.config.api_params}
+        body_key = self.config.body_key
+        id_header = self.config.idempotency_header
         report = {"rows_sent": 0, "rows_failed": 0, "requests_failed": 0, "first_error": None}
         client = self.client()
         index = 0
@@ -304,7 +413,7 @@ class ApiConnector(Connector):
                 client.request(method, target, params=params, data=body.encode(),
                                headers=headers)
             except ConnectorError as exc:
-                if not self._get("allow_partial", False):
+                if not self.config.allow_partial:
                     raise LoadError(
                         f"{exc}; {report['rows_sent']} row(s) were sent before this request "
                         "and stay sent (an API load cannot be rolled back; set allow_partial: "

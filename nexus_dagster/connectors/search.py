@@ -23,22 +23,69 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
+from pydantic import AliasChoices, ConfigDict, Field, SecretStr, field_validator
 
 from nexus_dagster import secrets
 from nexus_dagster.connectors import documents
-from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
+from nexus_dagster.connectors.base import (
+    Connector,
+    ConnectorParams,
+    Cursor,
+    LoadResult,
+    ReadRequest,
+    WriteRequest,
+)
 from nexus_dagster.errors import ConnectorError, LoadError, NexusError, RetriableError, SpecError
 from nexus_dagster.relation import Relation
 
 ENGINES = ("opensearch", "elasticsearch")
-_KNOWN = {
-    "type", "engine", "host", "hosts", "url", "port", "index", "query", "username", "user",
-    "password", "api_key", "use_ssl", "verify_certs", "ca_certs", "timeout",
-}
 KEEP_ALIVE = "2m"
+
+
+class SearchParams(ConnectorParams):
+    """Connection parameters of Elasticsearch / OpenSearch (Nexus ``connection_params``);
+    unknown keys are errors.
+
+    Example:
+        >>> SearchParams.model_validate({"type": "opensearch", "hosts": "es1,es2",
+        ...                              "api_key": "k3y"}).hosts
+        ['es1', 'es2']
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    engine: Literal["opensearch", "elasticsearch"] | None = Field(
+        None, description="the client; default from the connection type"
+    )
+    url: SecretStr | None = Field(
+        None, description="http(s)://host:port of one node (may hold credentials)"
+    )
+    host: str = Field("127.0.0.1", description="node host")
+    hosts: list[str] | None = Field(
+        None, description="several nodes: host names or URLs, a list or 'h1,h2'"
+    )
+    port: int = Field(9200, ge=1, le=65535, description="node port (for host names)")
+    index: str | None = Field(None, description="default index (else the endpoint's table)")
+    query: str | dict[str, Any] | None = Field(None, description="default query DSL")
+    username: str | None = Field(
+        None, validation_alias=AliasChoices("username", "user"), description="user (alias: user)"
+    )
+    password: SecretStr | None = Field(None, description="password")
+    api_key: SecretStr | None = Field(None, description="API key, instead of user and password")
+    use_ssl: bool = Field(False, description="https for host names")
+    verify_certs: bool = Field(True, description="verify the server certificate")
+    ca_certs: str | None = Field(None, description="CA bundle path")
+    timeout: float = Field(30.0, gt=0, description="request timeout, seconds")
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
 
 
 class _Engine:
@@ -102,7 +149,8 @@ class _ElasticsearchEngine(_Engine):
 class SearchConnector(Connector):
     """Source and target for Elasticsearch and OpenSearch indices.
 
-    Params (``connection_params``): ``host`` (or ``hosts``/``url``), ``port`` (9200),
+    Params (``connection_params``, :class:`SearchParams`): ``host`` (or ``hosts``/``url``),
+    ``port`` (9200),
     ``engine`` (opensearch | elasticsearch; default from ``type``), ``index`` (default index),
     ``username``/``password`` or ``api_key``, ``use_ssl``, ``verify_certs`` (default true),
     ``ca_certs``, ``timeout`` (seconds, default 30).
@@ -126,68 +174,74 @@ class SearchConnector(Connector):
     write_modes: ClassVar[frozenset[str]] = frozenset({"append", "upsert"})
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = True
+    Params: ClassVar[type[ConnectorParams]] = SearchParams
+    config: SearchParams
 
     def __init__(self, params: Mapping[str, Any]):
         super().__init__(params)
-        unknown = sorted(set(self.params) - _KNOWN)
-        if unknown:
-            raise SpecError(
-                f"search connection_params: unknown key(s) {unknown}; known: {sorted(_KNOWN)}"
-            )
-        engine = self.params.get("engine") or self.params.get("type") or self.default_engine
+        engine = self.config.engine or self.config.type or self.default_engine
         if engine not in ENGINES:
             raise SpecError(f"search connection_params.engine must be one of {ENGINES}, "
                             f"not {engine!r}")
         self.engine_name = str(engine)
-        for key in ("password", "api_key"):
-            if self.params.get(key):
-                secrets.register_secret(str(self.params[key]))
+        for secret in (self.config.password, self.config.api_key):
+            if secret is not None and secret.get_secret_value():
+                secrets.register_secret(secret.get_secret_value())
+        for host in self._hosts():  # the password in http://user:password@host:9200
+            if "@" in host:
+                secrets.register_secret(host.split("://", 1)[-1].split("@", 1)[0].partition(":")[2])
         self._engine: _Engine | None = None
+
+    @classmethod
+    def asset_kinds(
+        cls, type_name: str, params: Mapping[str, Any], file_format: str | None = None
+    ) -> set[str]:
+        """``opensearch`` or ``elasticsearch``: the client the connection names (``engine``,
+        else its ``type``), else the endpoint's type."""
+        engine = params.get("engine") or params.get("type") or cls.default_engine
+        return {str(engine)} if engine in ENGINES else {type_name}
 
     # --- connection ------------------------------------------------------------------------
     def _hosts(self) -> list[str]:
-        if self.params.get("url"):
-            return [str(self.params["url"])]
-        hosts = self.params.get("hosts") or [self.params.get("host", "127.0.0.1")]
-        scheme = "https" if self.params.get("use_ssl") else "http"
-        port = self.params.get("port", 9200)
-        return [h if "://" in str(h) else f"{scheme}://{h}:{port}" for h in hosts]
+        config = self.config
+        if config.url is not None:
+            return [config.url.get_secret_value()]
+        scheme = "https" if config.use_ssl else "http"
+        return [h if "://" in h else f"{scheme}://{h}:{config.port}"
+                for h in config.hosts or [config.host]]
 
     def describe(self) -> str:
         """Engine and hosts, with no credentials."""
-        hosts = [h.rsplit("@", 1)[-1] for h in self._hosts()]
+        hosts = [_without_credentials(h) for h in self._hosts()]
         return secrets.mask(f"{self.engine_name} {','.join(hosts)}")
-
-    def dagster_kinds(self) -> set[str]:
-        """``opensearch`` or ``elasticsearch``."""
-        return {self.engine_name}
 
     @property
     def engine(self) -> _Engine:
         """The client wrapped in its engine, created on first use."""
         if self._engine is None:
-            user = self.params.get("username") or self.params.get("user")
-            kwargs: dict[str, Any] = {"verify_certs": bool(self.params.get("verify_certs", True))}
-            if self.params.get("ca_certs"):
-                kwargs["ca_certs"] = self.params["ca_certs"]
-            timeout = self.params.get("timeout", 30)
+            config = self.config
+            password = config.password.get_secret_value() if config.password else ""
+            api_key = config.api_key.get_secret_value() if config.api_key else ""
+            kwargs: dict[str, Any] = {"verify_certs": config.verify_certs}
+            if config.ca_certs:
+                kwargs["ca_certs"] = config.ca_certs
             if self.engine_name == "opensearch":
                 from opensearchpy import OpenSearch
 
-                if user:
-                    kwargs["http_auth"] = (user, self.params.get("password", ""))
-                if self.params.get("api_key"):
-                    kwargs["headers"] = {"Authorization": f"ApiKey {self.params['api_key']}"}
-                client = OpenSearch(self._hosts(), timeout=timeout, **kwargs)
+                if config.username:
+                    kwargs["http_auth"] = (config.username, password)
+                if api_key:
+                    kwargs["headers"] = {"Authorization": f"ApiKey {api_key}"}
+                client = OpenSearch(self._hosts(), timeout=config.timeout, **kwargs)
                 self._engine = _OpenSearchEngine(client)
             else:
                 from elasticsearch import Elasticsearch
 
-                if user:
-                    kwargs["basic_auth"] = (user, self.params.get("password", ""))
-                if self.params.get("api_key"):
-                    kwargs["api_key"] = self.params["api_key"]
-                client = Elasticsearch(self._hosts(), request_timeout=timeout, **kwargs)
+                if config.username:
+                    kwargs["basic_auth"] = (config.username, password)
+                if api_key:
+                    kwargs["api_key"] = api_key
+                client = Elasticsearch(self._hosts(), request_timeout=config.timeout, **kwargs)
                 self._engine = _ElasticsearchEngine(client)
         return self._engine
 
@@ -222,10 +276,10 @@ class SearchConnector(Connector):
             ConnectorError: the cluster cannot be reached or refuses the query.
         """
         options = dict(request.options)
-        index = request.table or options.get("index") or self.params.get("index")
+        index = request.table or options.get("index") or self.config.index
         if not index:
             raise SpecError("a search source needs 'table' (or connection_params.index)")
-        query = _query(request.query or options.get("query") or self.params.get("query"))
+        query = _query(request.query or options.get("query") or self.config.query)
         if request.cursor is not None:
             query = {"bool": {"filter": [query, _range(request.cursor)]}}
         nested = options.get("nested", "flatten")
@@ -338,7 +392,7 @@ class SearchConnector(Connector):
                 f"search write_mode {mode!r}; use one of {sorted(self.write_modes)} "
                 "(overwrite is not offered: index into a new index and switch an alias instead)"
             )
-        index = request.table or self.params.get("index")
+        index = request.table or self.config.index
         if not index:
             raise SpecError("a search target needs 'table' (the index name)")
         if getattr(request, "replace_range", None) and mode != "upsert":
@@ -404,6 +458,12 @@ class SearchConnector(Connector):
             rows_updated=counts["updated"],
             extra={"write_mode": mode, "failed": failed, "errors": errors},
         )
+
+
+def _without_credentials(url: str) -> str:
+    """``scheme://host:port`` of a node URL, without ``user:password@``."""
+    scheme, _, rest = url.rpartition("://")
+    return f"{scheme}://{rest.rsplit('@', 1)[-1]}" if scheme else rest.rsplit("@", 1)[-1]
 
 
 def _query(value: Any) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """Files on an SFTP server through fsspec's SFTPFileSystem (paramiko), host key checked.
 
-Params:
+Params (:class:`SFTPParams`, unknown keys are errors):
     host, port (22): the server.
-    username + password, or username + private_key (a key file path; ``private_key_passphrase``
-        when it is encrypted).
+    username (or user) + password, or username + private_key (a key file path;
+        ``private_key_passphrase`` when it is encrypted).
     known_hosts: a known_hosts file holding the server's key (default: ~/.ssh/known_hosts), or
     host_key: the server's public key pinned in the spec (``ssh-ed25519 AAAA...``).
     insecure_skip_host_key_check: true accepts any host key (tests on throwaway servers only).
@@ -28,11 +28,47 @@ from typing import Any, ClassVar
 
 import fsspec
 from fsspec.implementations.sftp import SFTPFileSystem
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 
-from nexus_dagster.connectors.remote import RemoteFileConnector
+from nexus_dagster.connectors.remote import RemoteFileConnector, RemoteParams
 from nexus_dagster.errors import ConnectorError, SpecError
 
-__all__ = ["SFTPConnector"]
+__all__ = ["SFTPConnector", "SFTPParams"]
+
+
+class SFTPParams(RemoteParams):
+    """The ``connection_params`` of an ``sftp`` source or target: the server, a login with a
+    password or a private key, and how the server's host key is checked."""
+
+    host: str = Field(description="the SFTP server's host name or address")
+    port: int = Field(22, ge=1, le=65535, description="the server's TCP port")
+    username: str = Field(
+        validation_alias=AliasChoices("username", "user"), description="the login name"
+    )
+    password: SecretStr | None = Field(None, description="the login password")
+    private_key: SecretStr | None = Field(
+        None, description="path of a private key file, instead of a password"
+    )
+    private_key_passphrase: SecretStr | None = Field(
+        None, description="the passphrase of an encrypted private key file"
+    )
+    known_hosts: str | None = Field(
+        None,
+        description="a known_hosts file holding the server's key (default ~/.ssh/known_hosts)",
+    )
+    host_key: str | None = Field(
+        None, description="the server's public key pinned in the spec (ssh-ed25519 AAAA...)"
+    )
+    insecure_skip_host_key_check: bool = Field(
+        False, description="accept any host key (throwaway test servers only)"
+    )
+    timeout: float = Field(30, gt=0, description="connect timeout in seconds")
+
+    @model_validator(mode="after")
+    def _needs_a_secret(self) -> SFTPParams:
+        if not (self.password or self.private_key):
+            raise ValueError("an sftp connection needs password or private_key")
+        return self
 
 
 class _VerifiedSFTPFileSystem(SFTPFileSystem):
@@ -65,27 +101,23 @@ class SFTPConnector(RemoteFileConnector):
     protocol: ClassVar[str] = "sftp"
     system: ClassVar[str] = "SFTP"
     object_store: ClassVar[bool] = False
-    required_params: ClassVar[tuple[tuple[str, ...], ...]] = (
-        ("host",), ("username", "user"), ("password", "private_key"),
-    )
     auth_params: ClassVar[tuple[str, ...]] = ("username", "password", "private_key")
-
-    def _port(self) -> int:
-        return int(self.params.get("port") or 22)
+    Params: ClassVar[type[SFTPParams]] = SFTPParams
+    config: SFTPParams
 
     def endpoint(self) -> str:
-        user = self.params.get("username") or self.params.get("user")
-        return f"{user + '@' if user else ''}{self.params.get('host')}:{self._port()}"
+        c = self.config
+        return f"{c.username + '@' if c.username else ''}{c.host}:{c.port}"
 
     def open_filesystem(self) -> fsspec.AbstractFileSystem:
-        p = self.params
-        host, port = str(p["host"]), self._port()
+        c = self.config
+        host, port = c.host, c.port
         name = host if port == 22 else f"[{host}]:{port}"
-        insecure = bool(p.get("insecure_skip_host_key_check"))
-        known_hosts = p.get("known_hosts")
+        insecure = c.insecure_skip_host_key_check
+        known_hosts = c.known_hosts
         pinned = []
-        if p.get("host_key"):
-            parts = str(p["host_key"]).split()
+        if c.host_key:
+            parts = c.host_key.split()
             if len(parts) < 2:
                 raise SpecError(
                     "connection_params.host_key must be a public key line such as "
@@ -99,17 +131,17 @@ class SFTPConnector(RemoteFileConnector):
             raise SpecError(f"connection_params.known_hosts: no file {known_hosts}")
         kwargs: dict[str, Any] = {
             "port": port,
-            "username": p.get("username") or p.get("user"),
-            "timeout": float(p.get("timeout") or 30),
+            "username": c.username,
+            "timeout": c.timeout,
             "allow_agent": False,
             "look_for_keys": False,
         }
-        if p.get("password"):
-            kwargs["password"] = p["password"]
-        if p.get("private_key"):
-            kwargs["key_filename"] = os.path.expanduser(str(p["private_key"]))
-            if p.get("private_key_passphrase"):
-                kwargs["passphrase"] = p["private_key_passphrase"]
+        if c.password:
+            kwargs["password"] = c.password.get_secret_value()
+        if c.private_key:
+            kwargs["key_filename"] = os.path.expanduser(c.private_key.get_secret_value())
+            if c.private_key_passphrase:
+                kwargs["passphrase"] = c.private_key_passphrase.get_secret_value()
         try:
             return _VerifiedSFTPFileSystem(
                 host,

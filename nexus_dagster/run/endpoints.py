@@ -14,15 +14,16 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from nexus_dagster import secrets
 from nexus_dagster.connectors.base import Connector, Cursor, ReadRequest, WriteRequest
 from nexus_dagster.connectors.registry import connector_class
+from nexus_dagster.spec.api_fields import endpoint_params
 from nexus_dagster.spec.connections import endpoint_role, endpoint_type, resolve_connection
 from nexus_dagster.spec.models import Connection, DataSource, DataTarget
-from nexus_dagster.spec.rest_api import endpoint_params
 
 __all__ = [
     "endpoint_params_unresolved",
@@ -90,15 +91,11 @@ def read_request(
 def read_back_request(
     target: DataTarget, connector: Connector, root: Path, cursor: Cursor | None = None
 ) -> ReadRequest:
-    """A read of what a target holds (asset checks): the same table or object the load wrote."""
-    return ReadRequest(
-        table=target.table,
-        path=connector.resolve_path(target.file_path, Path(root)),
-        file_format=target.file_format,
-        options=target.options,
-        batch_size=target.batch_size,
-        cursor=cursor,
-    )
+    """A read of what a target holds (asset checks): what the connector says a read of the
+    load's :func:`write_request` is (:meth:`~nexus_dagster.connectors.base.Connector.
+    read_back`), within ``cursor`` when given (a partition's window)."""
+    back = connector.read_back(write_request(target, connector, Path(root)))
+    return replace(back, cursor=cursor)
 
 
 def write_request(

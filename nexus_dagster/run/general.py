@@ -89,7 +89,7 @@ class GeneralPlan:
 
     def run(self) -> Iterator[Event]:
         """Load every target, then report every source (see the module docstring)."""
-        from nexus_dagster.transforms.engine import apply_transformations
+        from nexus_dagster.transforms.chain import apply_transformations
 
         context = self.context
         spec, log, window = context.spec, context.log, context.window

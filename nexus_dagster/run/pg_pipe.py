@@ -39,9 +39,9 @@ from nexus_dagster.run.endpoints import write_request
 from nexus_dagster.run.events import Event, SourceExtracted, TargetLoaded
 from nexus_dagster.run.plan import RunContext
 from nexus_dagster.spec.models import Transformation
-from nexus_dagster.transforms.engine import SqlBuilder
 from nexus_dagster.transforms.expressions import sqlalchemy_type
 from nexus_dagster.transforms.portable import portable_steps
+from nexus_dagster.transforms.sql_builder import SqlBuilder
 
 __all__ = ["ENV_SWITCH", "PUSHABLE_OIDS", "PgPipePlan", "enabled", "plan", "render"]
 
@@ -176,7 +176,7 @@ def plan(context: RunContext) -> PgPipePlan | None:
     Any problem while deciding (an unknown column, a server down) returns None, so that the
     general path reports it with its usual message.
     """
-    from nexus_dagster.transforms.engine import apply_transformations
+    from nexus_dagster.transforms.chain import apply_transformations
 
     job = context.spec.job
     if context.window is not None or context.source_files or not enabled():

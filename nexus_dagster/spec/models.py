@@ -32,9 +32,9 @@ from pydantic import (
     model_validator,
 )
 
+from nexus_dagster.spec.api_fields import ApiSourceFields, ApiTargetFields
 from nexus_dagster.spec.engine_settings import EngineSettings
 from nexus_dagster.spec.operations import CheckSpec, Notifications, PartitionsSpec, TriggerSpec
-from nexus_dagster.spec.rest_api import ApiSourceFields, ApiTargetFields
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME_RE = re.compile(NAME_PATTERN)

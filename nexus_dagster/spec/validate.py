@@ -7,23 +7,17 @@ The models check each field; these checks need the connector registry and the ot
 from __future__ import annotations
 
 import ast
-import os
-from collections.abc import Iterable
 
 from nexus_dagster.connectors.registry import ENTRY_POINT_GROUP, connector_class, connector_types
 from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
+from nexus_dagster.spec.api_fields import api_problems
 from nexus_dagster.spec.connections import endpoint_type, resolve_connection
-from nexus_dagster.spec.models import (
-    DataSource,
-    JoinConfig,
-    TransformationType,
-)
-from nexus_dagster.spec.rest_api import api_problems
+from nexus_dagster.spec.models import DataSource, TransformationType
 from nexus_dagster.spec.validate_operations import operations_problems, trigger_problems
 from nexus_dagster.spec.validate_sensor import sensor_problems
+from nexus_dagster.transforms.code_policy import CUSTOM_CODE_ENV, custom_code_allowed
 from nexus_dagster.transforms.expressions import expression_error
-
-CUSTOM_CODE_ENV = "NEXUS_ALLOW_CUSTOM_CODE"
+from nexus_dagster.transforms.steps import step_kind
 
 
 def valid_cron(expression: str) -> bool:
@@ -38,11 +32,6 @@ def valid_cron(expression: str) -> bool:
     # the 30th or 31st of February never comes
     return not (len(expanded[3]) == 1 and expanded[3][0] == 2
                 and len(expanded[2]) == 1 and expanded[2][0] in {30, 31})
-
-
-def custom_code_allowed() -> bool:
-    """False when the deployment turned custom code off (``NEXUS_ALLOW_CUSTOM_CODE=0``)."""
-    return os.environ.get(CUSTOM_CODE_ENV, "1").strip().lower() not in ("0", "false", "no")
 
 
 def check_project(project) -> list[SpecProblem]:
@@ -124,18 +113,19 @@ def check_job(spec, connections) -> list[SpecProblem]:
     positions = {id(t): i for i, t in enumerate(job.transformations)}
     for step in job.ordered_transformations():
         loc = ("transformations", positions[id(step)])
-        config = step.config
-        if isinstance(config, JoinConfig):
-            for side in ("left", "right"):
-                ref = getattr(config, side)
-                if ref not in names:
-                    problem(
-                        (*loc, "config", side),
-                        f"join {side} {ref!r} is not a source or an earlier join",
-                        f"use one of: {', '.join(sorted(names))}",
-                    )
+        kind = step_kind(step)
+        inputs = kind.inputs(step.config)
+        for side, ref in inputs.items():
+            if ref not in names:
+                problem(
+                    (*loc, "config", side),
+                    f"{step.transformation_type.value} {side} {ref!r} is not a source or an "
+                    "earlier join",
+                    f"use one of: {', '.join(sorted(names))}",
+                )
+        if inputs:
             names.add(step.name)
-        elif step.transformation_type == TransformationType.CUSTOM_CODE:
+        if step.transformation_type == TransformationType.CUSTOM_CODE:
             if not custom_code_allowed():
                 problem(
                     (*loc, "custom_code"),
@@ -150,10 +140,10 @@ def check_job(spec, connections) -> list[SpecProblem]:
                     f"Python syntax error in custom code line {exc.lineno}: {exc.msg}",
                     "fix the code; it runs with df, pd, np, datetime, timedelta",
                 )
-        for field_name, expression in _expressions(step):
-            error = expression_error(expression)
+        for expression in kind.expressions(step.config):
+            error = expression_error(expression.text)
             if error:
-                problem((*loc, "config", *field_name), error, _EXPRESSION_FIX)
+                problem((*loc, "config", *expression.field), error, _EXPRESSION_FIX)
 
     if job.schedule is not None and not valid_cron(job.schedule):
         problem(
@@ -188,19 +178,6 @@ _EXPRESSION_FIX = (
 )
 
 
-def _expressions(step) -> Iterable[tuple[tuple[str, ...], str]]:
-    config = step.config
-    if step.transformation_type == TransformationType.FILTER:
-        yield ("condition",), config.condition
-    elif step.transformation_type == TransformationType.MAP:
-        for column, expression in config.mappings.items():
-            yield ("mappings", column), expression
-
-
-
-
-
-
 def _check_endpoint(loc, endpoint, connections, problem) -> None:
     is_source = isinstance(endpoint, DataSource)
     kind = endpoint_type(endpoint)
@@ -216,7 +193,7 @@ def _check_endpoint(loc, endpoint, connections, problem) -> None:
     for field, message, fix in api_problems(
         endpoint, resolve_connection(endpoint, connections) if known_connection else {}
     ):
-        problem((*loc, field), message, fix)
+        problem((*loc, *field.split(".")), message, fix)
     try:
         cls = connector_class(kind)
     except UnsupportedError:

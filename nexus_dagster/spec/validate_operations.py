@@ -45,7 +45,7 @@ def operations_problems(spec) -> list[SpecProblem]:
                                          "use the filter condition syntax"))
     for name, target in targets.items():
         cls = _connector(target.target_type)
-        if job.checks and cls is not None and not cls.is_source:
+        if job.checks and cls is not None and not (cls.is_source and cls.supports_read_back):
             problems.append(problem_at(
                 spec, ("checks",), f"target {name!r} cannot be read back, so it cannot be checked",
                 "give the checks a target: that is readable (a database or file target)",

@@ -1,4 +1,5 @@
-"""Transformations: the pandas-like expression compiler and the DuckDB transformation engine.
+"""Transformations: the pandas-like expression compiler, the step table and the chain run in
+DuckDB.
 
 The names below are loaded on first use, so importing :mod:`nexus_dagster.transforms.expressions`
 (e.g. for column lineage at definition time) does not import DuckDB or pandas.
@@ -10,8 +11,8 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "apply_transformations": "nexus_dagster.transforms.engine",
-    "custom_code_allowed": "nexus_dagster.transforms.engine",
+    "apply_transformations": "nexus_dagster.transforms.chain",
+    "custom_code_allowed": "nexus_dagster.transforms.code_policy",
     "compile_expression": "nexus_dagster.transforms.expressions",
     "referenced_columns": "nexus_dagster.transforms.expressions",
     "validate_expression": "nexus_dagster.transforms.expressions",

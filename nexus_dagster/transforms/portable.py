@@ -1,6 +1,8 @@
-"""Which filter/map steps mean the same in PostgreSQL and DuckDB, so that a plan may compile
-them into the source database's query (the PostgreSQL COPY pipe,
-:mod:`nexus_dagster.run.pg_pipe`).
+"""Which steps mean the same in PostgreSQL and DuckDB, so that a plan may compile them into the
+source database's query (the PostgreSQL COPY pipe, :mod:`nexus_dagster.run.pg_pipe`).
+
+A step is portable when the step table marks its type portable (filter, map) and each of its
+expressions is (:mod:`nexus_dagster.transforms.steps`).
 
 Only expressions whose meaning is the same on both engines are portable (see
 :func:`portable_expression`): columns, int/str/bool/None literals, boolean logic, comparisons
@@ -21,7 +23,8 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 
-from nexus_dagster.spec.models import FilterConfig, MapConfig, Transformation
+from nexus_dagster.spec.models import Transformation
+from nexus_dagster.transforms.steps import step_kind
 
 _NUMERIC = {"int", "decimal", "float"}
 _COMPARE_ORDER = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
@@ -168,19 +171,22 @@ def _compare(node: ast.Compare, kinds: Mapping[str, str]) -> str:
 
 
 def portable_steps(steps: Sequence[Transformation], schema: pa.Schema, out: pa.Schema) -> bool:
-    """True when every step is a filter or map whose expressions are portable."""
+    """True when every step's type is portable and so is each of its expressions.
+
+    Args:
+        steps: the transformations, in order.
+        schema: the source's schema (the columns the first step sees).
+        out: the chain's output schema (the types of the columns steps assign).
+    """
     kinds = {f.name: _kind(f.type) for f in schema}
     for step in steps:
-        config = step.config
-        if isinstance(config, FilterConfig):
-            if portable_expression(config.condition, kinds) is None:
-                return False
-        elif isinstance(config, MapConfig):
-            for name, text in config.mappings.items():
-                if portable_expression(text, kinds) is None:
-                    return False
-                index = out.get_field_index(name)
-                kinds[name] = _kind(out.field(index).type) if index >= 0 else "other"
-        else:
+        kind = step_kind(step)
+        if not kind.portable:
             return False
+        for expression in kind.expressions(step.config):
+            if portable_expression(expression.text, kinds) is None:
+                return False
+            if expression.output is not None:
+                index = out.get_field_index(expression.output)
+                kinds[expression.output] = _kind(out.field(index).type) if index >= 0 else "other"
     return True

@@ -41,7 +41,7 @@ def runner_job(args: dict) -> dict:
     # what a Dagster code location has imported before any run (the runner imports these
     # lazily); the other tools' imports are outside their timings too
     import nexus_dagster.run.pg_pipe
-    import nexus_dagster.transforms.engine  # noqa: F401
+    import nexus_dagster.transforms.chain  # noqa: F401
     from nexus_dagster import run
     from nexus_dagster.run import TargetLoaded
     from nexus_dagster.spec.loader import load_project
@@ -62,7 +62,7 @@ def spill(args: dict) -> dict:
 
     from nexus_dagster.relation import Relation
     from nexus_dagster.spec.models import Transformation
-    from nexus_dagster.transforms.engine import apply_transformations
+    from nexus_dagster.transforms.chain import apply_transformations
 
     file = pq.ParquetFile(args["path"])
     relation = Relation(file.schema_arrow, lambda: file.iter_batches(65536), "orders")

@@ -85,7 +85,8 @@ def test_env_references_are_checked_at_run_time_only(tmp_path, registered):
 
 
 def test_named_connection_params_are_reported_at_connections_yaml(tmp_path, registered):
-    write_project(tmp_path, "connection: sys", connections="sys:\n  type: port\n  host: h\n  port: abc\n")
+    connections = "sys:\n  type: port\n  host: h\n  port: abc\n"
+    write_project(tmp_path, "connection: sys", connections=connections)
     _, problems = collect([tmp_path / "job_specs"])
     (found,) = problems
     assert found.file.endswith("connections.yaml") and found.line == 4

@@ -1,2 +1,2 @@
-"""HTTP building blocks of the API connector: client (retries, rate limit), auth, pagination,
-records (JSON -> flat Arrow columns)."""
+"""HTTP building blocks of the API connector: client (retries, rate limit), auth and pagination
+styles (open registries, see styles), response records (JSON -> flat Arrow columns)."""

@@ -1,7 +1,17 @@
-"""Authentication of API requests: an explicit registry of styles.
+"""Authentication of API requests: an open registry of styles (``api_auth: {type: ...}``).
 
-Every secret an auth holds is registered with :func:`nexus_dagster.secrets.register_secret` as
-soon as the auth is built, so it is masked in every log line, error and metadata value.
+Each style is an :class:`Auth` subclass with its own settings model (:attr:`Auth.Config`,
+secrets as ``SecretStr``). The built-in styles are below; other packages add styles through
+the entry-point group ``nexus_dagster.auth``::
+
+    # pyproject.toml of another package
+    [project.entry-points."nexus_dagster.auth"]
+    hmac = "my_package.auth:HmacAuth"
+
+or at run time with :func:`register_auth`. A registered style validates (``nexus validate``)
+and runs like a built-in one. Every secret of an auth's settings is registered with
+:func:`nexus_dagster.secrets.register_secret` as soon as the auth is built, so it is masked in
+every log line, error and metadata value.
 
 Example:
     >>> auth = make_auth({"type": "bearer", "token": "s3cret-token"})
@@ -18,17 +28,56 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
-from nexus_dagster.errors import ConnectorError, SpecError
+from pydantic import Field, SecretStr
+
+from nexus_dagster.connectors.http.styles import Style, StyleConfig, StyleRegistry
+from nexus_dagster.errors import ConnectorError
 from nexus_dagster.secrets import mask, register_secret
 
+__all__ = [
+    "AUTH_ENTRY_POINT_GROUP",
+    "AUTH_STYLES",
+    "BUILTIN_AUTH",
+    "ApiKeyAuth",
+    "ApiKeyAuthConfig",
+    "Auth",
+    "BasicAuth",
+    "BasicAuthConfig",
+    "BearerAuth",
+    "BearerAuthConfig",
+    "OAuth2ClientCredentials",
+    "OAuth2ClientCredentialsConfig",
+    "make_auth",
+    "register_auth",
+]
 
-class Auth(ABC):
-    """One way to authenticate: adds headers/params to each request."""
+AUTH_ENTRY_POINT_GROUP = "nexus_dagster.auth"
 
-    def __init__(self, config: Mapping[str, Any]):
-        self.config = dict(config)
+
+class Auth(Style, ABC):
+    """One way to authenticate: adds headers/params to each request.
+
+    A style declares its settings as ``Config`` (a :class:`StyleConfig` subclass) and
+    implements :meth:`apply`.
+
+    Example:
+        >>> class HeaderTokenConfig(StyleConfig):
+        ...     header: str = "X-Token"
+        ...     token: SecretStr
+        >>> class HeaderTokenAuth(Auth):
+        ...     Config = HeaderTokenConfig
+        ...     def apply(self, headers, params):
+        ...         headers[self.config.header] = self.config.token.get_secret_value()
+        >>> register_auth("header_token", HeaderTokenAuth)
+    """
+
+    def __init__(self, config: StyleConfig | Mapping[str, Any]):
+        super().__init__(config)
+        #: set by the HTTP client for styles that call a token endpoint:
+        #: ``post(url, data=..., headers=...) -> requests.Response`` (no auth applied)
+        self.post: Callable[..., Any] | None = None
 
     @abstractmethod
     def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
@@ -39,89 +88,133 @@ class Auth(ABC):
         return False
 
 
+# ----------------------------------------------------------------------------- bearer
+class BearerAuthConfig(StyleConfig):
+    """Settings of ``api_auth: {type: bearer}``."""
+
+    token: SecretStr = Field(min_length=1, description="the bearer token")
+
+
 class BearerAuth(Auth):
     """``Authorization: Bearer <token>``."""
 
-    def __init__(self, config: Mapping[str, Any]):
-        super().__init__(config)
-        register_secret(str(self.config["token"]))
+    Config = BearerAuthConfig
+    config: BearerAuthConfig
 
     def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
-        headers["Authorization"] = f"Bearer {self.config['token']}"
+        headers["Authorization"] = f"Bearer {self.config.token.get_secret_value()}"
+
+
+# ----------------------------------------------------------------------------- api key
+class ApiKeyAuthConfig(StyleConfig):
+    """Settings of ``api_auth: {type: api_key}``."""
+
+    key: SecretStr = Field(min_length=1, description="the API key")
+    name: str = Field("X-API-Key", min_length=1,
+                      description="the header or query parameter carrying the key")
+    location: Literal["header", "query"] = Field(
+        "header", description="send the key as a header or as a query parameter"
+    )
 
 
 class ApiKeyAuth(Auth):
-    """An API key in a header or a query parameter."""
+    """An API key in a header (``X-API-Key`` by default) or a query parameter."""
 
-    def __init__(self, config: Mapping[str, Any]):
-        super().__init__(config)
-        register_secret(str(self.config["key"]))
+    Config = ApiKeyAuthConfig
+    config: ApiKeyAuthConfig
 
     def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
-        name = self.config.get("name") or "X-API-Key"
-        if self.config.get("location", "header") == "query":
-            params[name] = self.config["key"]
+        key = self.config.key.get_secret_value()
+        if self.config.location == "query":
+            params[self.config.name] = key
         else:
-            headers[name] = str(self.config["key"])
+            headers[self.config.name] = key
 
 
-def _basic(username: str, password: str) -> str:
+# ----------------------------------------------------------------------------- basic
+def basic_header(username: str, password: str) -> str:
+    """``Basic <base64(username:password)>``; the encoded credentials are a registered
+    secret."""
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     register_secret(token)
     return f"Basic {token}"
 
 
+class BasicAuthConfig(StyleConfig):
+    """Settings of ``api_auth: {type: basic}``."""
+
+    username: str = Field(description="the user name")
+    password: SecretStr = Field(description="the password")
+
+
 class BasicAuth(Auth):
     """HTTP basic authentication."""
 
-    def __init__(self, config: Mapping[str, Any]):
+    Config = BasicAuthConfig
+    config: BasicAuthConfig
+
+    def __init__(self, config: StyleConfig | Mapping[str, Any]):
         super().__init__(config)
-        register_secret(str(self.config["password"]))
-        self._header = _basic(str(self.config["username"]), str(self.config["password"]))
+        self._header = basic_header(self.config.username, self.config.password.get_secret_value())
 
     def apply(self, headers: dict[str, str], params: dict[str, Any]) -> None:
         headers["Authorization"] = self._header
 
 
+# ----------------------------------------------------------------------------- OAuth2
+class OAuth2ClientCredentialsConfig(StyleConfig):
+    """Settings of ``api_auth: {type: oauth2_client_credentials}``."""
+
+    url: str = Field(min_length=1, description="the token endpoint")
+    client_id: str = Field(min_length=1, description="the OAuth2 client id")
+    client_secret: SecretStr = Field(min_length=1, description="the OAuth2 client secret")
+    scope: str | None = Field(None, description="the scope asked for")
+    audience: str | None = Field(None, description="the audience asked for")
+    client_auth: Literal["body", "basic"] = Field(
+        "body", description="send the client credentials in the form body or as HTTP basic auth"
+    )
+
+
 class OAuth2ClientCredentials(Auth):
-    """OAuth2 client-credentials: a bearer token from the token endpoint ``url``.
+    """OAuth2 client-credentials grant: a bearer token from the token endpoint ``url``.
 
     The token is fetched before the first request, again shortly before ``expires_in`` runs
     out, and again when the API answers 401.
     """
 
+    Config = OAuth2ClientCredentialsConfig
+    config: OAuth2ClientCredentialsConfig
+
     #: refresh this many seconds before the token's announced expiry
     EXPIRY_MARGIN = 5.0
 
-    def __init__(self, config: Mapping[str, Any]):
+    def __init__(self, config: StyleConfig | Mapping[str, Any]):
         super().__init__(config)
-        register_secret(str(self.config["client_secret"]))
         self._token: str | None = None
         self._expires_at: float | None = None
         self._lock = threading.Lock()
-        #: set by the client: ``post(url, data, headers) -> requests.Response``
-        self.post: Callable[..., Any] | None = None
 
     def _fetch(self) -> None:
         if self.post is None:  # pragma: no cover - the client always wires it
             raise ConnectorError("OAuth2 auth is not attached to an HTTP client")
+        config = self.config
         data = {"grant_type": "client_credentials"}
         headers = {"Accept": "application/json"}
-        cid, secret = str(self.config["client_id"]), str(self.config["client_secret"])
-        if self.config.get("client_auth") == "basic":
-            headers["Authorization"] = _basic(cid, secret)
+        secret = config.client_secret.get_secret_value()
+        if config.client_auth == "basic":
+            headers["Authorization"] = basic_header(config.client_id, secret)
         else:
-            data.update(client_id=cid, client_secret=secret)
+            data.update(client_id=config.client_id, client_secret=secret)
         for key in ("scope", "audience"):
-            if self.config.get(key):
-                data[key] = self.config[key]
-        response = self.post(self.config["url"], data=data, headers=headers)
+            if getattr(config, key):
+                data[key] = getattr(config, key)
+        response = self.post(config.url, data=data, headers=headers)
         try:
             body = response.json()
             token = body["access_token"]
         except (ValueError, KeyError, TypeError):
             raise ConnectorError(mask(
-                f"OAuth2 token endpoint {self.config['url']} answered HTTP "
+                f"OAuth2 token endpoint {config.url} answered HTTP "
                 f"{response.status_code} without an access_token; check api_auth.client_id, "
                 "client_secret and scope"
             )) from None
@@ -147,36 +240,39 @@ class OAuth2ClientCredentials(Auth):
         return True
 
 
-#: ``api_auth.type`` -> Auth class
-AUTH_MAP: dict[str, type[Auth]] = {
+# ----------------------------------------------------------------------------- registry
+#: the auth styles shipped with nexus-dagster: ``api_auth.type`` -> Auth class
+BUILTIN_AUTH: dict[str, type[Auth]] = {
     "bearer": BearerAuth,
     "api_key": ApiKeyAuth,
     "basic": BasicAuth,
     "oauth2_client_credentials": OAuth2ClientCredentials,
 }
 
+#: every auth style: built-ins, entry points (``nexus_dagster.auth``), registered ones
+AUTH_STYLES: StyleRegistry[Auth] = StyleRegistry(
+    "api_auth", Auth, BUILTIN_AUTH, AUTH_ENTRY_POINT_GROUP, "register_auth"
+)
 
-def register_auth(name: str, cls: type[Auth]) -> None:
-    """Make ``api_auth: {type: name}`` use ``cls``."""
-    AUTH_MAP[name] = cls
+
+def register_auth(name: str, cls: type[Auth] | str) -> None:
+    """Make ``api_auth: {type: name}`` use ``cls``: an :class:`Auth` subclass or its
+    ``"module:Class"`` path; the spec's other ``api_auth`` keys are checked against
+    ``cls.Config``.
+
+    Example:
+        >>> register_auth("hmac", "my_package.auth:HmacAuth")
+    """
+    AUTH_STYLES.register(name, cls)
 
 
-def make_auth(config: Mapping[str, Any] | None) -> Auth | None:
-    """The Auth for an ``api_auth`` mapping (None without one).
+def make_auth(config: StyleConfig | Mapping[str, Any] | None) -> Auth | None:
+    """The Auth for an ``api_auth`` block (None without one).
 
     Raises:
-        SpecError: the type is unknown (the message lists the known ones) or a field is missing.
+        SpecError: the type is unknown (the message lists the known ones) or a setting is
+            missing or ill-typed (named, its value never shown).
     """
     if not config:
         return None
-    kind = config.get("type")
-    try:
-        cls = AUTH_MAP[str(kind)]
-    except KeyError:
-        raise SpecError(
-            f"api_auth.type {kind!r} is unknown; known: {', '.join(sorted(AUTH_MAP))}"
-        ) from None
-    try:
-        return cls(config)
-    except KeyError as exc:
-        raise SpecError(f"api_auth of type {kind} needs {exc.args[0]}") from None
+    return AUTH_STYLES.create(config)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 
-from nexus_dagster.connectors.http.auth import Auth, OAuth2ClientCredentials
+from nexus_dagster.connectors.http.auth import Auth
 from nexus_dagster.errors import ConnectorError, DataError, RetriableError
 from nexus_dagster.secrets import is_sensitive, mask, register_secret
 
@@ -128,7 +128,7 @@ class HttpClient:
         self.verify = verify
         self.requests_made = 0
         self.retries_made = 0
-        if isinstance(auth, OAuth2ClientCredentials):
+        if auth is not None:  # for styles that fetch tokens (OAuth2)
             auth.post = self._token_post
 
     def close(self) -> None:

@@ -3,7 +3,9 @@
 It behaves like the SaaS APIs we pull from: every pagination style, every auth style (with an
 OAuth2 token endpoint whose tokens expire or get revoked), 429 with Retry-After, intermittent
 500s, slow answers, HTML error pages, truncated and malformed JSON, a schema that changes
-between pages, and sinks that record what targets POST/PUT (honouring idempotency keys).
+between pages, and sinks that record what targets POST/PUT (honouring idempotency keys); a
+POST/PUT to ``/collections/<name>`` is also listed by ``GET /collections/<name>`` (``{"data":
+[...]}``), so a target's load can be read back through the API.
 
 Counters are per ``key`` query parameter so tests do not disturb each other.
 """
@@ -53,6 +55,7 @@ class State:
         self.received: list[dict[str, Any]] = []  # every POST/PUT attempt
         self.applied: dict[str, Any] = {}  # idempotency key -> body, first success only
         self.records: list[Any] = []  # records applied
+        self.collections: dict[str, list[Any]] = defaultdict(list)  # path -> records applied
         self.requests: list[tuple[str, str, dict[str, str]]] = []
 
     def hit(self, name: str) -> int:
@@ -210,6 +213,9 @@ class Handler(BaseHTTPRequestHandler):
             rows = [{"id": 1, "amount": 10}] if page == 1 else (
                 [{"id": 2, "amount": "ten"}] if page == 2 else [])
             self._send(200, {"data": rows})
+        elif path.startswith("/collections/"):
+            with self.state.lock:
+                self._send(200, {"data": list(self.state.collections.get(path, []))})
         elif path == "/changed_path":
             page = int(q.get("page", 1))
             body = {"data": {"items": [{"id": page}]}} if page == 1 else {"records": []}
@@ -246,6 +252,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.applied[idem] = body
             items = body if isinstance(body, list) else body.get("records", [body])
             self.state.records.extend(items)
+            if path.startswith("/collections/"):
+                self.state.collections[path].extend(items)
         self._send(201 if self.command == "POST" else 200, {"status": "ok"})
 
     def do_POST(self) -> None:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nexus_dagster.connectors.base import ReadRequest, WriteRequest
-from nexus_dagster.connectors.file import FileConnector
+from nexus_dagster.connectors.file import FileConnector, FileParams
 from nexus_dagster.errors import ConnectorError, LoadError, SpecError
 from nexus_dagster.relation import Relation
 
@@ -220,16 +220,24 @@ def test_without_base_dir_relative_paths_use_cwd(
     assert conn.read(ReadRequest(path="out/t.csv")).to_table().num_rows == 1
 
 
+class MemoryParams(FileParams):
+    """The file params plus the bucket."""
+
+    bucket: str
+
+
 class MemoryConnector(FileConnector):
     """What an object-store connector looks like: only the storage hooks differ."""
 
     kinds = ("memory",)
+    Params = MemoryParams
+    config: MemoryParams
 
     def filesystem(self) -> fsspec.AbstractFileSystem:
         return fsspec.filesystem("memory")
 
     def root(self) -> str | None:
-        return "/" + self.params["bucket"]
+        return "/" + self.config.bucket
 
     def location(self, path: str) -> str:
         return "memory:/" + path

@@ -56,7 +56,9 @@ def test_registry_and_connection(conn):
     assert connector_class("opensearch")({"host": "127.0.0.1"}).engine_name == "opensearch"
     assert connector_class("elasticsearch") is SearchConnector
     assert conn.test_connection()
-    assert conn.dagster_kinds() == {"opensearch"}
+    assert SearchConnector.asset_kinds("elasticsearch", {"type": "opensearch"}) == {"opensearch"}
+    assert connector_class("opensearch").asset_kinds("opensearch", {}) == {"opensearch"}
+    assert SearchConnector.asset_kinds("elasticsearch", {}) == {"elasticsearch"}
 
 
 def test_round_trip_with_scroll_nested_and_dates(conn, index_prefix, opensearch):
@@ -144,7 +146,7 @@ def test_server_down_and_secrets_masked(index_prefix):
     with pytest.raises(RetriableError) as caught:
         down.read(ReadRequest(table=f"{index_prefix}_x"))
     assert "pw-search-789" not in str(caught.value) and "127.0.0.1:1" in str(caught.value)
-    with pytest.raises(SpecError, match="unknown key"):
+    with pytest.raises(SpecError, match=r"connection_params\.hots: .*Extra inputs"):
         SearchConnector({"type": "opensearch", "hots": "x"})
 
 
@@ -152,7 +154,9 @@ def test_elasticsearch_client_path_refuses_an_opensearch_server(opensearch_url, 
     host, port = opensearch_url.rsplit("/", 1)[1].split(":")
     es = SearchConnector({"engine": "elasticsearch", "host": host, "port": int(port),
                           "api_key": "key-abc-123"})
-    assert es.dagster_kinds() == {"elasticsearch"}
+    assert SearchConnector.asset_kinds("opensearch", {"engine": "elasticsearch"}) == {
+        "elasticsearch"
+    }
     assert es.test_connection() is False
     # elasticsearch 9.x sends its compatibility media type, which OpenSearch answers with 406
     # (8.x raises UnsupportedProductError): either way a clear ConnectorError, no secret in it

@@ -42,6 +42,7 @@ src_db:
   database: {db}
   user: {user}
   password: ${{LEAK_PG_PASSWORD}}
+  sslpassword: ${{LEAK_TOKEN}}  # a secret driver option (unused without a client key)
 dst_db:
   type: postgresql
   host: {host}
@@ -62,7 +63,6 @@ url_db:
 files:
   type: file
   base_dir: {files}
-  api_token: ${{LEAK_TOKEN}}
 """
 
 JOBS = {

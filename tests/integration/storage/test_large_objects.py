@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from .conftest import cleanup, make_store
+from tests.support import cleanup, make_store
 
 MiB = 2**20
 OBJECT_SIZE = 300 * MiB

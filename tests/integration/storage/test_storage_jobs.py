@@ -13,8 +13,7 @@ import yaml
 from nexus_dagster.connectors.base import ReadRequest
 from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
-
-from .conftest import Store, make_store
+from tests.support import Store, make_store
 
 ROWS = b"id,city\n1,Zo\xc3\xab\n2,Kyoto\n3,Lima\n"
 

@@ -22,9 +22,9 @@ from tests.integration.streams.kv_support import (
     failure_text,
     materializations,
     run_job,
-    service_env,
     write_spec,
 )
+from tests.support import drop_redis_keys, redis_params
 
 pytestmark = pytest.mark.redis
 
@@ -32,8 +32,7 @@ pytestmark = pytest.mark.redis
 @pytest.fixture(scope="module")
 def params() -> dict:
     """Connection params of the test server (password protected)."""
-    return {"host": "127.0.0.1", "port": int(service_env("NEXUS_TEST_REDIS_PORT")),
-            "password": service_env("NEXUS_TEST_REDIS_PASSWORD")}
+    return redis_params()
 
 
 @pytest.fixture
@@ -48,9 +47,7 @@ def prefix(redis_conn: RedisConnector) -> Iterator[str]:
     """A unique key prefix; its keys are deleted afterwards (with SCAN)."""
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
-    client = redis_conn.client
-    for key in client.scan_iter(match=f"{name}*", count=1000):
-        client.delete(key)
+    drop_redis_keys(redis_conn.client, name)
 
 
 ROWS = pa.table({
@@ -173,7 +170,7 @@ def test_server_down_and_wrong_password_are_clear(params: dict, prefix: str):
             options={"key_template": prefix + ":{id}"}))
     assert "Wrong-Secret-42" not in str(failure.value)
     assert RedisConnector(params).test_connection() is True
-    with pytest.raises(SpecError, match="not a Redis setting"):
+    with pytest.raises(SpecError, match=r"connection_params\.pasword: .*Extra inputs"):
         RedisConnector({"host": "x", "pasword": "typo"})
 
 

@@ -13,11 +13,16 @@ from nexus_dagster.connectors.base import Cursor, ReadRequest, WriteRequest
 from nexus_dagster.connectors.database import DatabaseConnector
 from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.connectors.sql.types import coerce_cursor_value, sa_type_for
-from nexus_dagster.connectors.sql.url import connection_settings
+from nexus_dagster.connectors.sql.url import DatabaseParams, connection_settings
 from nexus_dagster.errors import ConnectorError, LoadError, SpecError
 from nexus_dagster.relation import Relation
 
 SECRET = "p@ss:w/rd?&%"
+
+
+def settings_of(params: dict):
+    """The connection settings of raw ``connection_params``."""
+    return connection_settings(DatabaseParams.model_validate(params))
 
 
 def test_registry_serves_database():
@@ -38,7 +43,7 @@ def test_registry_serves_database():
     ],
 )
 def test_type_selects_driver(kind, driver):
-    settings = connection_settings(
+    settings = settings_of(
         {"type": kind, "host": "db.local", "port": "5432", "database": "app", "user": "u",
          "password": SECRET}
     )  # fmt: skip
@@ -50,8 +55,8 @@ def test_type_selects_driver(kind, driver):
 
 
 def test_username_alias_and_sqlite_path(tmp_path):
-    assert connection_settings({"type": "pg", "username": "x"}).url.username == "x"
-    settings = connection_settings({"type": "sqlite", "database": str(tmp_path / "a.db")})
+    assert settings_of({"type": "pg", "username": "x"}).url.username == "x"
+    settings = settings_of({"type": "sqlite", "database": str(tmp_path / "a.db")})
     assert settings.url.render_as_string() == f"sqlite:///{tmp_path / 'a.db'}"
     assert settings.connect_args == {"timeout": 60.0}  # SQLite: how long a writer waits
 
@@ -66,17 +71,17 @@ def test_username_alias_and_sqlite_path(tmp_path):
     ],
 )
 def test_bare_url_gets_shipped_driver(url, driver):
-    assert connection_settings({"url": url}).url.drivername == driver
+    assert settings_of({"url": url}).url.drivername == driver
 
 
 def test_url_with_separate_password():
-    settings = connection_settings({"url": "postgresql://u@h:5433/db", "password": SECRET})
+    settings = settings_of({"url": "postgresql://u@h:5433/db", "password": SECRET})
     assert settings.url.password == SECRET and settings.url.port == 5433
     assert settings.masked == "postgresql+psycopg2://u:***@h:5433/db"
 
 
 def test_driver_options_become_connect_args():
-    settings = connection_settings(
+    settings = settings_of(
         {"type": "postgresql", "host": "h", "sslmode": "verify-full", "sslrootcert": "/ca.pem",
          "sslpassword": "keypw", "timeout": 30, "schema": "sales"}
     )  # fmt: skip
@@ -88,12 +93,12 @@ def test_driver_options_become_connect_args():
     }
     assert settings.schema == "sales"
     assert settings.scrub("bad key keypw") == "bad key ***"
-    mysql = connection_settings({"type": "mysql", "host": "h", "ssl_ca": "/ca.pem"})
+    mysql = settings_of({"type": "mysql", "host": "h", "ssl_ca": "/ca.pem"})
     assert mysql.connect_args == {"ssl_ca": "/ca.pem", "connect_timeout": 10, "charset": "utf8mb4"}
 
 
 def test_scrub_removes_raw_and_encoded_password():
-    settings = connection_settings({"type": "postgresql", "host": "h", "password": SECRET})
+    settings = settings_of({"type": "postgresql", "host": "h", "password": SECRET})
     encoded = settings.url.render_as_string(hide_password=False)
     assert SECRET not in encoded  # URL-encoded in the string form
     assert SECRET not in settings.scrub(f"{SECRET} and {encoded}")
@@ -101,8 +106,9 @@ def test_scrub_removes_raw_and_encoded_password():
 
 
 def test_missing_type_is_a_spec_error():
-    with pytest.raises(SpecError, match="type"):
-        connection_settings({"host": "h"})
+    with pytest.raises(SpecError, match="type") as info:
+        DatabaseConnector({"host": "h"})
+    assert "connection_params" in str(info.value)
 
 
 def test_describe_and_errors_hide_password():

@@ -10,7 +10,7 @@ from nexus_dagster.errors import SpecError
 from nexus_dagster.relation import Relation
 from nexus_dagster.spec.loader import collect
 from nexus_dagster.spec.models import Transformation
-from nexus_dagster.transforms.engine import apply_transformations
+from nexus_dagster.transforms.chain import apply_transformations
 
 SPEC = {
     "name": "coded",

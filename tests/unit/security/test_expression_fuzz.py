@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nexus_dagster.errors import ExpressionError
-from nexus_dagster.transforms import engine
 from nexus_dagster.transforms.expressions import compile_expression, validate_expression
+from nexus_dagster.transforms.sql_scope import compile_sql, quote_identifier
 from tests.unit.security.guards import no_eval
 
 FUZZ = settings(max_examples=300, deadline=None,
@@ -96,12 +96,12 @@ def test_compiled_sql_has_only_bound_literals_and_quoted_identifiers(data, colum
     table = sa.table("t", *[sa.column(c, sa.String()) for c in columns])
     with no_eval(expression):
         compiled = compile_expression(expression, {c.name: c for c in table.c})
-        sql, params = engine._compile(sa.select(compiled.label("out")).select_from(table))
+        sql, params = compile_sql(sa.select(compiled.label("out")).select_from(table))
     rest = _QUOTED_IDENT.sub("", sql)
     assert _SAFE_SQL.fullmatch(rest), (expression, sql)
     for column in columns:
         if f"`{column}`" in expression and not re.fullmatch(r"[a-z_][a-z0-9_]*", column):
-            assert engine._quote(column) in sql  # quoted by the dialect where needed
+            assert quote_identifier(column) in sql  # quoted by the dialect where needed
     assert all(isinstance(p, (str, int, float, bool)) or p is None for p in params)
 
 
@@ -112,7 +112,7 @@ def test_literals_come_back_unchanged_from_duckdb(value, other):
     table = sa.table("t", sa.column("c", sa.String()))
     expression = f"{value!r} + c if c == {other!r} else {value!r}"
     compiled = compile_expression(expression, {"c": table.c.c})
-    sql, params = engine._compile(sa.select(compiled.label("out")).select_from(table))
+    sql, params = compile_sql(sa.select(compiled.label("out")).select_from(table))
     con = duckdb.connect()
     con.register("t", pa.table({"c": pa.array([other, "zz"], pa.string())}))
     rows = con.execute(sql, params).fetchall()

@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from nexus_dagster.relation import Relation
 from nexus_dagster.spec.models import Transformation
-from nexus_dagster.transforms.engine import apply_transformations
+from nexus_dagster.transforms.chain import apply_transformations
 
 
 def step(name: str, kind: str, code: str | None = None, **config: Any) -> Transformation:

@@ -9,7 +9,8 @@ import pytest
 
 from nexus_dagster.errors import SpecError, TransformError
 from nexus_dagster.relation import Relation
-from nexus_dagster.transforms.engine import CUSTOM_CODE_ENV, apply_transformations
+from nexus_dagster.transforms.chain import apply_transformations
+from nexus_dagster.transforms.code_policy import CUSTOM_CODE_ENV
 
 from .helpers import run, step
 

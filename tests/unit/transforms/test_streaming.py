@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from nexus_dagster.relation import Relation
-from nexus_dagster.transforms.engine import apply_transformations
+from nexus_dagster.transforms.chain import apply_transformations
 
 from .helpers import step
 

@@ -1,8 +1,11 @@
 """Spec fields of REST API sources and targets (``source_type: api`` / ``target_type: api``).
 
 The Nexus fields ``api_endpoint``, ``api_method``, ``api_headers`` and ``api_params`` stay as they
-were; the rest is small typed sub-models (``api_auth``, ``api_pagination``) and flat settings
-mixed into :class:`~nexus_dagster.spec.models.DataSource` / ``DataTarget``.
+were; the rest is flat settings mixed into :class:`~nexus_dagster.spec.models.DataSource` /
+``DataTarget`` and two open blocks, ``api_auth`` and ``api_pagination``: a ``type`` naming a
+registered style and that style's settings, checked by :func:`api_problems` against the
+registries of :mod:`nexus_dagster.connectors.http.auth` and
+:mod:`~nexus_dagster.connectors.http.pagination` (the models know no style).
 
 Example:
     >>> from nexus_dagster.spec.models import DataSource, SourceType
@@ -18,118 +21,38 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nexus_dagster.connectors.http.auth import AUTH_STYLES
+from nexus_dagster.connectors.http.pagination import PAGINATORS
+
 _CONFIG = ConfigDict(extra="forbid")
 
 
-class _Sub(BaseModel):
-    model_config = _CONFIG
+# ----------------------------------------------------------------------------- styles
+class StyleBlock(BaseModel):
+    """An open settings block: ``type`` names a style, every other key is kept as written.
+
+    The spec knows no style: ``nexus validate`` checks ``type`` against the registry of
+    styles and the other keys against that style's settings model (see :func:`api_problems`).
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(min_length=1, description="the name of a registered style")
 
 
-# ----------------------------------------------------------------------------- auth
-class BearerAuth(_Sub):
-    """``Authorization: Bearer <token>``."""
-
-    type: Literal["bearer"]
-    token: str = Field(min_length=1)
+class ApiAuthBlock(StyleBlock):
+    """``api_auth``: ``{type: bearer | api_key | basic | oauth2_client_credentials | <a
+    registered style>, ...its settings}``."""
 
 
-class ApiKeyAuth(_Sub):
-    """An API key in a header (``X-API-Key`` by default) or a query parameter."""
-
-    type: Literal["api_key"]
-    key: str = Field(min_length=1)
-    name: str = "X-API-Key"
-    location: Literal["header", "query"] = "header"
-
-
-class BasicAuth(_Sub):
-    """HTTP basic authentication."""
-
-    type: Literal["basic"]
-    username: str
-    password: str
-
-
-class OAuth2ClientCredentials(_Sub):
-    """OAuth2 client-credentials grant: a token from ``url`` (the token endpoint), fetched
-    before the first request and again when it expires or the API answers 401."""
-
-    type: Literal["oauth2_client_credentials"]
-    url: str = Field(min_length=1, description="the token endpoint")
-    client_id: str = Field(min_length=1)
-    client_secret: str = Field(min_length=1)
-    scope: str | None = None
-    audience: str | None = None
-    #: send the client credentials in the form body (default) or as HTTP basic auth
-    client_auth: Literal["body", "basic"] = "body"
-
-
-ApiAuth = Annotated[
-    BearerAuth | ApiKeyAuth | BasicAuth | OAuth2ClientCredentials, Field(discriminator="type")
-]
-
-
-# ----------------------------------------------------------------------------- pagination
-class PagePagination(_Sub):
-    """``?page=1,2,3...``; stops on an empty or short page, or at ``total_pages_path``."""
-
-    type: Literal["page"]
-    page_param: str = "page"
-    start_page: int = 1
-    page_size_param: str | None = None
-    page_size: int | None = Field(None, ge=1)
-    total_pages_path: str | None = None
-    total_path: str | None = None
-
-
-class OffsetPagination(_Sub):
-    """``?offset=0&limit=100``; stops on an empty or short page, or at ``total_path``."""
-
-    type: Literal["offset"]
-    offset_param: str = "offset"
-    limit_param: str = "limit"
-    limit: int = Field(100, ge=1)
-    start: int = 0
-    total_path: str | None = None
-
-
-class CursorPagination(_Sub):
-    """The next cursor is in the body (``cursor_path``) and sent back as ``cursor_param``;
-    stops when it is missing/empty or ``has_more_path`` is false."""
-
-    type: Literal["cursor"]
-    cursor_path: str = "next_cursor"
-    cursor_param: str = "cursor"
-    has_more_path: str | None = None
-
-
-class NextUrlPagination(_Sub):
-    """The next page's URL is in the body (``next_url_path``); stops when it is missing."""
-
-    type: Literal["next_url"]
-    next_url_path: str = "next"
-
-
-class LinkHeaderPagination(_Sub):
-    """RFC 5988 ``Link: <url>; rel="next"`` header; stops when there is no ``rel`` link."""
-
-    type: Literal["link_header"]
-    rel: str = "next"
-
-
-ApiPagination = Annotated[
-    PagePagination
-    | OffsetPagination
-    | CursorPagination
-    | NextUrlPagination
-    | LinkHeaderPagination,
-    Field(discriminator="type"),
-]
+class ApiPaginationBlock(StyleBlock):
+    """``api_pagination``: ``{type: page | offset | cursor | next_url | link_header | none |
+    <a registered style>, ...its settings}``."""
 
 
 # ----------------------------------------------------------------------------- mixins
@@ -171,7 +94,7 @@ class ApiCommonFields(BaseModel):
 
     model_config = _CONFIG
 
-    api_auth: ApiAuth | None = None
+    api_auth: ApiAuthBlock | None = None
     allow_http: bool = False
     requests_per_second: float | None = Field(None, gt=0)
     timeout_seconds: float = Field(30.0, gt=0)
@@ -198,7 +121,7 @@ class ApiSourceFields(ApiCommonFields):
     """API source settings (besides the Nexus ``api_endpoint``/``api_method``/``api_headers``/
     ``api_params`` fields of DataSource)."""
 
-    api_pagination: ApiPagination | None = None
+    api_pagination: ApiPaginationBlock | None = None
     records_path: str | None = None
     flatten_depth: int = Field(3, ge=0, le=32)
     explode: str | None = None
@@ -267,10 +190,20 @@ def endpoint_params(endpoint: Any) -> dict[str, Any]:
 
 
 def api_problems(endpoint: Any, connection_params: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """Cross-file checks of an API endpoint: (field, message, fix) for each problem."""
+    """Checks of an API endpoint that need the registries of styles and the connection:
+    ``(field, message, fix)`` for each problem, ``field`` dotted (``api_auth.token``).
+
+    ``api_auth`` / ``api_pagination``: the ``type`` must be a registered style (the fix lists
+    the known ones) and the other keys valid settings of that style; settings holding
+    ``${ENV}``/``enc:`` are checked at run time.
+    """
     if _kind(endpoint) != "api":
         return []
     problems = []
+    for field, registry in (("api_auth", AUTH_STYLES), ("api_pagination", PAGINATORS)):
+        block = getattr(endpoint, field, None)
+        if block is not None:
+            problems += registry.problems(block.model_dump(), field)
     base = connection_params.get("base_url")
     allow = bool(endpoint.allow_http or connection_params.get("allow_http"))
     if isinstance(base, str):

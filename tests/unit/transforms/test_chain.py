@@ -12,7 +12,7 @@ import pytest
 
 from nexus_dagster.errors import ExpressionError, SpecError, TransformError
 from nexus_dagster.relation import Relation
-from nexus_dagster.transforms.engine import apply_transformations
+from nexus_dagster.transforms.chain import apply_transformations
 
 from .helpers import frame, run, step
 

@@ -10,17 +10,13 @@ silently dropped value.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 
-from nexus_dagster.connectors.formats import (
-    _infer_python_type,
-    _json_rows,
-    _python_array,
-    parse_type,
-)
+from nexus_dagster.connectors.formats.options import parse_type
+from nexus_dagster.connectors.formats.values import infer_python_type, python_array
 from nexus_dagster.errors import DataError, SpecError
 
 
@@ -87,7 +83,7 @@ class RecordSchema:
             elif name in known:
                 type_ = known[name]
             else:
-                type_ = _infer_python_type([r.get(name) for r in records])
+                type_ = infer_python_type([r.get(name) for r in records])
             fields.append(pa.field(name, type_))
         self.schema = pa.schema(fields)
         return self.schema
@@ -110,7 +106,7 @@ class RecordSchema:
                     f"options.column_types (e.g. {{{extra[0]}: string}}) or raise batch_size"
                 )
         arrays = [
-            _python_array([r.get(f.name) for r in records], f.type, f.name, self.where)
+            python_array([r.get(f.name) for r in records], f.type, f.name, self.where)
             for f in schema
         ]
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
@@ -129,10 +125,3 @@ def columns_from_state(state: Mapping[str, Any] | None) -> dict[str, pa.DataType
         return {str(name): parse_type(type_) for name, type_ in columns.items()}
     except (SpecError, AttributeError):
         return {}
-
-
-def json_rows(batches: Iterable[pa.RecordBatch]) -> Iterator[tuple[pa.RecordBatch, list[str]]]:
-    """Each batch with its rows as JSON objects (dates ISO, decimals as text, NaN as null)."""
-    for batch in batches:
-        for _, rows in _json_rows([batch]):
-            yield batch, rows

@@ -1,0 +1,244 @@
+"""One SQL stage of the chain, run in DuckDB over streams of Arrow record batches.
+
+The stage's inputs are registered in a private in-memory DuckDB as Arrow streams (with a
+hidden ordinal per row when the stage keeps row order), its steps become ONE statement
+(:class:`~nexus_dagster.transforms.sql_builder.SqlBuilder`) and the result is read back with
+``to_arrow_reader(batch_size)``. Blocking operators spill to a private folder under
+``temp_directory`` when ``memory_limit`` is reached; the folder is removed afterwards.
+
+Example:
+    >>> settings = StageSettings(batch_size=50_000, memory_limit="2GB", temp_directory=None)
+    >>> settings.check()
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.sql import FromClause
+
+from nexus_dagster.errors import TransformError
+from nexus_dagster.relation import Relation
+from nexus_dagster.transforms.expressions import sqlalchemy_type
+from nexus_dagster.transforms.sql_builder import SqlBuilder
+from nexus_dagster.transforms.sql_scope import CURRENT_INPUT, ORDINAL, compile_sql, quote_identifier
+from nexus_dagster.transforms.stage_output import read_once, reference_types, restore_schema
+from nexus_dagster.transforms.stages import Stage
+
+__all__ = ["StageSettings", "run_sql_stage"]
+
+_SOURCE_SHIFT = 40  # ordinal = source index << 40 | row number within the source
+_BYTES_PER_THREAD = 256 * 2**20
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+
+@dataclass
+class StageSettings:
+    """How the stages run.
+
+    Attributes:
+        batch_size: rows per output batch.
+        memory_limit: DuckDB ``memory_limit`` (e.g. ``"2GB"``); blocking steps spill past it.
+        temp_directory: where DuckDB spills (a private folder is made inside, and removed).
+        threads: DuckDB threads (default: the CPUs, fewer under a small ``memory_limit``).
+    """
+
+    batch_size: int
+    memory_limit: str | None
+    temp_directory: str | None
+    threads: int | None = None
+
+    def check(self) -> None:
+        """Raise TransformError when DuckDB refuses ``memory_limit``."""
+        if self.memory_limit is None:
+            return
+        try:
+            duckdb.connect(":memory:", config={"memory_limit": self.memory_limit}).close()
+        except duckdb.Error as exc:
+            raise TransformError(f"invalid memory_limit {self.memory_limit!r}: {exc}") from None
+
+
+def run_sql_stage(
+    stage: Stage,
+    sources: dict[str, Relation],
+    current: Relation | None,
+    previous_code: str | None,
+    settings: StageSettings,
+) -> Relation:
+    """One SQL part of the chain as a relation (lazy when its schema is knowable).
+
+    The statement is first run on empty inputs, to learn the output schema and report
+    errors before any data is read; a stage whose columns come from the data starts at once
+    and its result can be read once.
+
+    Args:
+        stage: the stage (its steps and how often it scans each input).
+        sources: source name -> relation.
+        current: the result of the previous custom_code step, if any.
+        previous_code: the name of that step.
+        settings: batch size and DuckDB settings.
+    """
+    inputs: dict[str, Relation] = {}
+    if current is not None:
+        inputs[CURRENT_INPUT] = current
+    for name, relation in sources.items():
+        if stage.scans.get(name):
+            inputs[name] = relation
+    refs = reference_types(inputs.values())
+    label = f"transform {stage.steps[-1].name}" if stage.steps else "union of sources"
+    if stage.columns_from_data:
+        gen = _execute(stage, list(sources), inputs, previous_code, settings, dry=False)
+        schema = restore_schema(next(gen), refs)
+        return read_once(schema, gen, label)
+    dry = _execute(stage, list(sources), inputs, previous_code, settings, dry=True)
+    try:
+        schema = restore_schema(next(dry), refs)
+    finally:
+        dry.close()
+
+    def open_() -> Iterator[pa.RecordBatch]:
+        gen = _execute(stage, list(sources), inputs, previous_code, settings, dry=False)
+        next(gen)
+        return gen
+
+    return Relation(schema, open_, label)
+
+
+def _connect(settings: StageSettings, ordered: bool) -> tuple[duckdb.DuckDBPyConnection, str]:
+    spill = tempfile.mkdtemp(prefix="nexus-duckdb-", dir=settings.temp_directory)
+    # Ordered stages end with an explicit ORDER BY; the others rely on insertion order.
+    config: dict[str, Any] = {"temp_directory": spill, "preserve_insertion_order": not ordered}
+    if settings.memory_limit:
+        config["memory_limit"] = settings.memory_limit
+        limit = _parse_bytes(settings.memory_limit)
+        if limit is not None:
+            # DuckDB needs working memory per thread to spill (it suggests >= 1 GB each);
+            # with a small limit, fewer threads is what lets a blocking step complete.
+            config["threads"] = max(1, min(os.cpu_count() or 1, limit // _BYTES_PER_THREAD))
+    if settings.threads:
+        config["threads"] = settings.threads
+    try:
+        return duckdb.connect(":memory:", config=config), spill
+    except Exception:
+        shutil.rmtree(spill, ignore_errors=True)
+        raise
+
+
+def _parse_bytes(text: str) -> int | None:
+    """``"64MB"`` -> 64000000 (DuckDB's units); None when not understood."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    if not match or match.group(2).lower() not in _UNITS:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+def _execute(
+    stage: Stage,
+    source_names: list[str],
+    inputs: dict[str, Relation],
+    previous_code: str | None,
+    settings: StageSettings,
+    *,
+    dry: bool,
+) -> Iterator[Any]:
+    """Run one SQL stage: yields the output schema first, then the batches.
+
+    With ``dry`` the inputs are empty tables of the same schemas (to learn the output schema
+    and to report errors before any data is read).
+    """
+    ordered = stage.ordered
+    con, spill = _connect(settings, ordered)
+    failures: list[BaseException] = []
+    try:
+        bases: dict[str, FromClause] = {}
+        for index, (logical, relation) in enumerate(inputs.items()):
+            schema = relation.schema
+            if ordered:
+                schema = schema.append(pa.field(ORDINAL, pa.int64()))
+            registered = f"__nexus_in_{index}"
+            if dry:
+                con.register(registered, schema.empty_table())
+            else:
+                batches = _guard(
+                    _with_ordinal(relation, index) if ordered else iter(relation), failures
+                )
+                con.register(registered, pa.RecordBatchReader.from_batches(schema, batches))
+            if stage.scans.get(logical, 0) > 1:  # read twice in one statement: keep a copy
+                copy = f"__nexus_copy_{index}"
+                con.execute(
+                    f"CREATE TEMP TABLE {quote_identifier(copy)} AS "
+                    f"SELECT * FROM {quote_identifier(registered)}"
+                )
+                registered = copy
+            bases[logical] = sa.table(
+                registered, *[sa.column(f.name, sqlalchemy_type(f.type)) for f in schema]
+            )
+        builder = SqlBuilder(bases, source_names, con=con, previous_code=previous_code,
+                             ordered=ordered)
+        try:
+            stmt = builder.build(stage.steps)
+            sql, params = compile_sql(stmt)
+            reader = con.sql(sql, params=params).to_arrow_reader(settings.batch_size)
+        except (duckdb.Error, pa.ArrowException, OSError) as exc:
+            if failures:
+                raise failures[0] from None
+            if dry:
+                builder.blame(exc)
+            raise TransformError(f"{stage.label} failed: {exc}") from exc
+        yield reader.schema
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except Exception as exc:
+                if failures:  # a source failed: raise its own error, not DuckDB's wrapper
+                    raise failures[0] from None
+                if isinstance(exc, (duckdb.Error, pa.ArrowException, OSError)):
+                    raise TransformError(f"{stage.label} failed: {exc}") from exc
+                raise
+            yield batch
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
+
+
+def _guard(batches: Iterator[pa.RecordBatch], failures: list[BaseException]) -> Iterator[Any]:
+    """Remember an exception raised by a source, so it is re-raised as itself, not wrapped."""
+    try:
+        yield from batches
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        failures.append(exc)
+        raise
+
+
+def _with_ordinal(relation: Relation, index: int) -> Iterator[pa.RecordBatch]:
+    offset = index << _SOURCE_SHIFT
+    for batch in relation:
+        n = batch.num_rows
+        ordinal = pa.array(np.arange(offset, offset + n, dtype=np.int64))
+        offset += n
+        yield batch.append_column(ORDINAL, ordinal)

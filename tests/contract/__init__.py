@@ -1,0 +1,1 @@
+"""The connector contract suite: every registered connector against its real test server."""
