@@ -7,10 +7,13 @@ The names of the Nexus ETL API import from here::
                                ETLMetrics, SecurityManager, ConnectorFactory)
 
 The names that need Dagster import it on first use, so ``import nexus_dagster`` stays
-Dagster-free: ``NexusJobs`` (the ``dg`` component for a spec folder) and ``NexusIOManager``
-(hand-written assets stored through a nexus connection).
+Dagster-free: ``NexusJobs`` (the ``dg`` component for a spec folder), ``NexusIOManager``
+(hand-written assets stored through a nexus connection), ``definitions_from_folder`` (a spec
+folder as Dagster Definitions) and ``resource_class`` (the resource type of a connector, to
+override a connection).
 """
 
+from importlib import import_module
 from typing import Any
 
 from nexus_dagster.errors import (
@@ -61,24 +64,27 @@ __all__ = [
     "Transformation",
     "TransformationType",
     "WriteMode",
+    "definitions_from_folder",
+    "resource_class",
 ]
 
 
-#: public names defined in nexus_dagster.dagster, imported by ``__getattr__`` when first used
-_DAGSTER_NAMES = ("NexusIOManager", "NexusJobs")
+#: public names defined in nexus_dagster.dagster (name -> module), imported by ``__getattr__``
+#: when first used
+_DAGSTER_NAMES = {
+    "NexusIOManager": "nexus_dagster.dagster.io_manager",
+    "NexusJobs": "nexus_dagster.dagster.component",
+    "definitions_from_folder": "nexus_dagster.dagster.factory",
+    "resource_class": "nexus_dagster.dagster.resources",
+}
 
 
 def __getattr__(name: str) -> Any:
     """Import a name that needs Dagster (see ``_DAGSTER_NAMES``) on first use."""
-    if name == "NexusJobs":
-        from nexus_dagster.dagster.component import NexusJobs
-
-        return NexusJobs
-    if name == "NexusIOManager":
-        from nexus_dagster.dagster.io_manager import NexusIOManager
-
-        return NexusIOManager
-    raise AttributeError(f"module 'nexus_dagster' has no attribute {name!r}")
+    module = _DAGSTER_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nexus_dagster' has no attribute {name!r}")
+    return getattr(import_module(module), name)
 
 
 def __dir__() -> list[str]:

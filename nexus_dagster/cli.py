@@ -77,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
                   f"{meta['nexus/rows_transformed']} transformed, "
                   f"{meta['nexus/rows_loaded']} loaded ({meta['nexus/write_mode']}) "
                   f"-> {meta['nexus/location']}")
-        elif "nexus/cursor" in meta:
+    for key, meta in report.observations:
+        if "nexus/cursor" in meta:
             print(f"  {key}: cursor now {meta['nexus/cursor'].get('value')}")
     if report.status != "success":
         for error in report.errors:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -342,19 +342,10 @@ class ETLManager:
 
 def _metrics(job_id: str, report: Any) -> ETLMetrics:
     """ETLMetrics of a run report (:class:`nexus_dagster.dagster.execution.RunReport`)."""
-    return ETLMetrics(
-        job_id=job_id,
-        run_id=report.run_id,
-        status=ETLStatus(report.status),
-        start_time=report.start_time,
-        end_time=report.end_time,
-        duration=report.duration,
-        rows_extracted=report.rows_extracted,
-        rows_transformed=report.rows_transformed,
-        rows_loaded=report.rows_loaded,
-        rows_failed=report.rows_failed,
-        errors=list(report.errors),
-    )
+    shared = {f.name: getattr(report, f.name) for f in fields(ETLMetrics)
+              if f.name not in ("job_id", "status", "errors") and hasattr(report, f.name)}
+    return ETLMetrics(job_id=job_id, status=ETLStatus(report.status),
+                      errors=list(report.errors), **shared)
 
 
 __all__ = [

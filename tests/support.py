@@ -42,7 +42,8 @@ def run_job(folder: Path, job: str, instance: dg.DagsterInstance) -> dg.ExecuteI
 
 
 def materializations(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
-    """Asset key -> metadata of each materialization of the run."""
+    """Asset key -> metadata of each materialization of the run (see :func:`endpoint_events`
+    for the spec's names)."""
     return {e.materialization.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}
 
@@ -173,3 +174,36 @@ def drop_redis_keys(client: Any, prefix: str) -> None:
     """Delete every key starting with ``prefix`` (SCAN, never KEYS)."""
     for key in client.scan_iter(match=f"{prefix}*", count=1000):
         client.delete(key)
+
+
+def endpoint_events(result: dg.ExecuteInProcessResult) -> dict[str, dict]:
+    """``"<job>/<target or source>"`` -> metadata of the run's target materializations and
+    source observations (asset keys are where the data lives; these names are the spec's)."""
+    found: dict[str, dict] = {}
+    events = [e.materialization for e in result.get_asset_materialization_events()]
+    events += [e.asset_observation_data.asset_observation
+               for e in result.get_asset_observation_events()]
+    for event in events:
+        meta = event.metadata
+        name = meta.get("nexus/target") or meta.get("nexus/source")
+        if name is not None and "nexus/job" in meta:
+            found[f"{meta['nexus/job'].value}/{name.value}"] = meta
+    return found
+
+
+def last_endpoint_metadata(instance: dg.DagsterInstance, job: str, endpoint: str) -> dict:
+    """Metadata of the newest target materialization or source observation of ``job``'s
+    ``endpoint`` (a target or source name) in the instance; {} when there is none."""
+    kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_OBSERVATION}
+    for record in instance.get_run_records(dg.RunsFilter(job_name=job)):
+        for entry in reversed(instance.all_logs(record.dagster_run.run_id, of_type=kinds)):
+            event = entry.dagster_event
+            data = (event.step_materialization_data.materialization
+                    if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+                    else event.asset_observation_data.asset_observation)
+            meta = data.metadata
+            name = meta.get("nexus/target") or meta.get("nexus/source")
+            if name is not None and name.value == endpoint and meta.get("nexus/job") is not None \
+                    and meta["nexus/job"].value == job:
+                return dict(meta)
+    return {}

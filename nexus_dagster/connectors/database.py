@@ -229,6 +229,21 @@ class DatabaseConnector(Connector):
             return schema, name
         return self.settings.schema, table
 
+    def qualified_name(self, table: str) -> str:
+        """The fully qualified name of a table: ``database.schema.table`` (PostgreSQL and other
+        servers), ``database.table`` (MySQL/MariaDB, whose databases are schemas),
+        ``main.table`` (SQLite, unless the table names another attached schema)."""
+        schema, name = self.split_table(table)
+        database = self.settings.url.database
+        if self.backend == "mysql":
+            parts = [schema or database, name]
+        elif self.backend == "sqlite":
+            parts = [schema or "main", name]
+        else:
+            default = "public" if self.backend == "postgresql" else None
+            parts = [database, schema or default, name]
+        return ".".join(str(p) for p in parts if p)
+
     def table_types_known(self, table: str) -> bool:
         """True when ``table`` is missing (a load creates it) or every column type reflects
         (no type SQLAlchemy cannot name)."""
@@ -521,7 +536,8 @@ class DatabaseConnector(Connector):
             location=f"{self.describe()} {table_label}",
             rows_inserted=inserted,
             rows_updated=updated,
-            extra={"write_mode": mode, "created_table": created}
+            extra={"write_mode": mode, "created_table": created,
+                   "table_name": self.qualified_name(table_label)}
             | ({"rows_replaced": replaced} if replaced is not None else {})
             | ({"rows_unchanged": unchanged[0]} if unchanged else {}),
         )

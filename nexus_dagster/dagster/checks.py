@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,9 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from nexus_dagster import secrets
+from nexus_dagster.connectors.base import Connector
 from nexus_dagster.run.cursors import filter_cursor, window_cursor
-from nexus_dagster.run.endpoints import open_endpoint, read_back_request
+from nexus_dagster.run.endpoints import read_back_request
 from nexus_dagster.spec.models import DataTarget, ETLJob
 from nexus_dagster.spec.operations import CheckSpec, CheckType
 
@@ -100,16 +101,17 @@ def describe(check: CheckSpec) -> str:
 
 
 def evaluate(
-    spec, connections, planned: Sequence[PlannedCheck], window: tuple[Any, Any] | None = None,
-    log=None,
+    spec, opener: Callable[[DataTarget], Connector], planned: Sequence[PlannedCheck],
+    window: tuple[Any, Any] | None = None, log=None,
 ) -> Iterator[dg.AssetCheckResult]:  # fmt: skip
-    """Run the planned checks, one read of each target, and yield their results."""
+    """Run the planned checks, one read of each target (its connector from ``opener``, the
+    step's resources), and yield their results."""
     by_target: dict[str, list[PlannedCheck]] = {}
     for item in planned:
         by_target.setdefault(item.target.name, []).append(item)
     for items in by_target.values():
         target = items[0].target
-        connector = open_endpoint(target, spec, connections)
+        connector = opener(target)
         try:
             column = next((s.incremental_column for s in spec.job.sources
                            if s.incremental_column), None)

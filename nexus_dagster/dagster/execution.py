@@ -36,7 +36,7 @@ _STATUS = {
 @dataclass
 class RunReport:
     """One run as read from the instance: status, times, row counts, masked errors, and the
-    metadata of each materialization (asset key -> values)."""
+    metadata of each materialization (targets) and observation (sources)."""
 
     run_id: str
     status: str
@@ -48,6 +48,8 @@ class RunReport:
     rows_failed: int = 0
     errors: list[str] = field(default_factory=list)
     materializations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: the sources' observations (asset key -> values): rows extracted, cursors
+    observations: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -114,8 +116,14 @@ def _report(instance: dg.DagsterInstance, run_id: str) -> RunReport:
                 report.rows_loaded += int(meta["nexus/rows_loaded"])
                 report.rows_transformed = int(meta.get("nexus/rows_transformed", 0))
                 report.rows_failed += int(meta.get("nexus/rows_failed", 0))
-            elif "nexus/rows_extracted" in meta and key not in sources_seen:
-                sources_seen.add(key)
+        elif event.event_type == dg.DagsterEventType.ASSET_OBSERVATION:
+            observation = event.asset_observation_data.asset_observation
+            meta = {k: getattr(v, "value", v) for k, v in observation.metadata.items()}
+            key = observation.asset_key.to_user_string()
+            report.observations.append((key, meta))
+            source = (key, meta.get("nexus/source"))
+            if "nexus/rows_extracted" in meta and source not in sources_seen:
+                sources_seen.add(source)
                 report.rows_extracted += int(meta["nexus/rows_extracted"])
         elif event.event_type == dg.DagsterEventType.STEP_FAILURE:
             error = event.step_failure_data.error

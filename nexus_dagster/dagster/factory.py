@@ -1,15 +1,19 @@
-"""Spec -> Dagster: assets, asset jobs, schedules. The only module that knows specs,
-connectors and Dagster at once.
+"""Spec -> Dagster: assets, asset jobs, schedules, sensors, resources.
 
-Per job:
+Per project:
 
-* each source is an external asset ``<job>/<source>`` (lineage: which table or file feeds the
-  job); after every target committed, the run records a materialization of it carrying the
-  rows extracted and the incremental cursor (``nexus/cursor``), which the next run reads back;
-* the targets are one multi-asset ``<job>__etl`` (one step: extract, transform, load), each
-  target an asset ``<job>/<target>`` depending on the sources;
+* every table, file or object a job touches is ONE asset, keyed by where it lives
+  (:class:`~nexus_dagster.dagster.translator.NexusTranslator`): a target of job A read by job B
+  is the same asset, so the graph shows A -> B; a source no job writes is an external asset;
+* each job's targets are one multi-asset ``<job>__etl`` (one step: extract, transform, load)
+  depending on the job's sources;
+* each connection is a resource (:mod:`nexus_dagster.dagster.resources`) and the step opens its
+  connectors through ``context.resources``;
+* after every target committed, the step records an observation of each source asset carrying
+  the rows extracted and the incremental cursor (``nexus/cursor``, tagged with the job, since
+  several jobs may read one source), which the job's next run reads back;
 * an asset job named after the job (in-process executor unless ``parallel: true``), and a
-  schedule when the spec has one.
+  schedule, sensors and asset checks when the spec has them.
 
 Example:
     >>> from nexus_dagster.dagster.factory import definitions_from_folder
@@ -19,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,12 +41,13 @@ from nexus_dagster.dagster import (
     sensors,
     triggers,
 )
+from nexus_dagster.dagster.resources import project_resources
 from nexus_dagster.dagster.translator import NexusTranslator
-from nexus_dagster.errors import NexusError
+from nexus_dagster.errors import NexusError, SpecError, SpecProblem
 from nexus_dagster.run import SourceExtracted, TargetLoaded, execute
 from nexus_dagster.spec.connections import resolve_connection
 from nexus_dagster.spec.loader import JobSpec, Project, load_project
-from nexus_dagster.spec.models import ETLJob
+from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
 
 CURSOR_KEY = "nexus/cursor"
 STATE_KEY = "nexus/state"
@@ -60,14 +65,41 @@ def table_schema(schema: pa.Schema) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(f.name, str(f.type)) for f in schema])
 
 
-def _stored(instance: dg.DagsterInstance, key: dg.AssetKey, name: str) -> dict | None:
-    """A JSON metadata value of the latest materialization of ``key`` (cursor, state)."""
-    event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get(name)
-    data = getattr(value, "data", None) if value is not None else None
-    return data if isinstance(data, dict) else None
+JOB_KEY = "nexus/job"
+
+
+def stored_value(
+    instance: dg.DagsterInstance, key: dg.AssetKey, job: str, name: str,
+    legacy_key: dg.AssetKey | None = None,
+) -> dict | None:  # fmt: skip
+    """A JSON value (cursor, state) the job last recorded on source ``key``: from the newest
+    observation of ``key`` by ``job`` that carries ``name``; events without it (a
+    materialization reported from the UI, another job's observation) are skipped. Before
+    0.2, cursors were materializations of ``<job>/<source>`` (``legacy_key``): read there when
+    no observation carries one."""
+    cursor = None
+    while True:
+        found = instance.fetch_observations(key, limit=100, cursor=cursor)
+        for record in found.records:
+            observation = record.asset_observation
+            meta = observation.metadata if observation is not None else {}
+            if getattr(meta.get(JOB_KEY), "value", None) == job:
+                data = _json(meta.get(name))
+                if isinstance(data, dict):
+                    return data
+        if not found.has_more:
+            break
+        cursor = found.cursor
+    if legacy_key is not None:
+        event = instance.get_latest_materialization_event(legacy_key)
+        if event is not None and event.asset_materialization is not None:
+            data = _json(event.asset_materialization.metadata.get(name))
+            return data if isinstance(data, dict) else None
+    return None
+
+
+def _json(value: Any) -> Any:
+    return getattr(value, "data", None) if value is not None else None
 
 
 def _retry_policy(job: ETLJob) -> dg.RetryPolicy | None:
@@ -94,46 +126,94 @@ class JobDefinitions:
     resources: dict = field(default_factory=dict)
 
 
-def build_job(
-    spec: JobSpec, project: Project, translator: NexusTranslator | None = None
-) -> JobDefinitions:
-    """The Dagster objects of one job: source specs, the ETL multi-asset, the job, schedules."""
-    translator = translator or NexusTranslator()
+@dataclass
+class ProjectAssets:
+    """Where every endpoint of a project lives as an asset, decided before any job is built:
+    the key of each source and target, which job writes each key, and the source assets no
+    job writes (declared once, whichever jobs read them)."""
+
+    translator: NexusTranslator
+    keys: dict[tuple[str, str], dg.AssetKey] = field(default_factory=dict)
+    producers: dict[dg.AssetKey, tuple[JobSpec, DataTarget]] = field(default_factory=dict)
+    external: dict[dg.AssetKey, dg.AssetSpec] = field(default_factory=dict)
+
+    def key(self, job: ETLJob, endpoint: DataSource | DataTarget) -> dg.AssetKey:
+        """The asset key of one of a job's sources or targets."""
+        return self.keys[(job.key, endpoint.name)]
+
+
+def plan_assets(project: Project, translator: NexusTranslator) -> ProjectAssets:
+    """Asset keys of every endpoint; two targets writing one asset are a SpecError naming both
+    (a Dagster asset has one producer: give one of them another ``asset_key``)."""
+    planned = ProjectAssets(translator)
+    problems: list[SpecProblem] = []
+    for spec in project.jobs:
+        job = spec.job
+        for index, target in enumerate(job.targets):
+            params = resolve_connection(target, project.connections)
+            key = translator.target_key(job, target, params)
+            planned.keys[(job.key, target.name)] = key
+            if key in planned.producers:
+                other, other_target = planned.producers[key]
+                file, line = spec.where(("targets", index))
+                problems.append(SpecProblem(
+                    f"target {target.name!r} writes asset {key.to_user_string()}, which target "
+                    f"{other_target.name!r} of job {other.job.key} already writes",
+                    file=file, line=line, field=f"targets[{index}]",
+                    fix="give one of them its own asset_key: a/b/c (a Dagster asset has one "
+                    "producer), or let one job write it",
+                ))
+            planned.producers.setdefault(key, (spec, target))
+    for spec in project.jobs:
+        job = spec.job
+        for index, source in enumerate(job.sources):
+            params = resolve_connection(source, project.connections)
+            key = translator.source_key(job, source, params)
+            planned.keys[(job.key, source.name)] = key
+            if key in planned.producers or key in planned.external:
+                continue
+            planned.external[key] = dg.AssetSpec(
+                key,
+                description=translator.description(source),
+                group_name=translator.endpoint_group(job, source),
+                kinds=translator.kinds(source, params),
+                metadata=translator.metadata(spec, source, params, ("sources", index)),
+                owners=source.owners or None,
+                tags=source.tags or None,
+            )
+    if problems:
+        raise SpecError(problems)
+    return planned
+
+
+def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefinitions:
+    """The Dagster objects of one job: the ETL multi-asset, the job, schedules, sensors."""
+    translator = assets.translator
     job = spec.job
     connections = project.connections
-    group = translator.group_name(job)
     tags = {"nexus/job": job.key, **job.tags}
 
-    source_specs = []
-    for source in job.sources:
-        params = resolve_connection(source, connections)
-        source_specs.append(
-            dg.AssetSpec(
-                translator.source_key(job, source),
-                description=translator.description(source),
-                group_name=group,
-                kinds=translator.kinds(source, params),
-                metadata=translator.metadata(source, params),
-            )
-        )
-    source_keys = [s.key for s in source_specs]
+    source_key_by_name = {s.name: assets.key(job, s) for s in job.sources}
+    source_keys = list(dict.fromkeys(source_key_by_name.values()))
     target_specs = []
-    for target in job.targets:
+    for index, target in enumerate(job.targets):
         params = resolve_connection(target, connections)
         target_specs.append(
             dg.AssetSpec(
-                translator.target_key(job, target),
-                deps=source_keys,
+                assets.key(job, target),
+                deps=[*source_keys, *(dg.AssetKey.from_user_string(d) for d in target.deps)],
                 description=translator.description(target),
-                group_name=group,
+                group_name=translator.endpoint_group(job, target),
                 kinds=translator.kinds(target, params),
-                metadata={**translator.metadata(target, params),
+                metadata={**translator.metadata(spec, target, params, ("targets", index)),
                           "nexus/write_mode": str(target.write_mode)},
                 code_version=spec.spec_hash,
+                owners=target.owners or None,
+                tags=target.tags or None,
             )
         )
-    source_key_by_name = dict(zip((s.name for s in job.sources), source_keys, strict=True))
     target_key_by_name = {t.name: s.key for t, s in zip(job.targets, target_specs, strict=True)}
+    legacy_keys = {s.name: dg.AssetKey([job.key, s.name]) for s in job.sources}
     planned_checks = checks.plan(job, target_key_by_name)
     partitions_def = partitions.partitions_def(job)
     job_resources = resources.job_resources(job, connections)
@@ -151,8 +231,11 @@ def build_job(
     )
     def _etl(context) -> Iterator[dg.MaterializeResult]:  # AssetExecutionContext
         instance = context.instance
-        cursors = {n: _stored(instance, k, CURSOR_KEY) for n, k in source_key_by_name.items()}
-        states = {n: _stored(instance, k, STATE_KEY) for n, k in source_key_by_name.items()}
+        cursors = {n: stored_value(instance, k, job.key, CURSOR_KEY, legacy_keys[n])
+                   for n, k in source_key_by_name.items()}
+        states = {n: stored_value(instance, k, job.key, STATE_KEY, legacy_keys[n])
+                  for n, k in source_key_by_name.items()}
+        opener = resources.endpoint_opener(job, spec.root, context.resources)
         trail = audit.AuditTrail(spec, context.run.run_id, log=context.log)
         window = partitions.window(context)
         try:
@@ -166,15 +249,18 @@ def build_job(
                 log=context.log,
                 window=window,
                 source_files=sensors.source_files_from_tags(context.run.tags),
+                opener=opener,
             ):
                 if isinstance(event, TargetLoaded):
                     record = trail.loaded(event)
-                    result = _target_result(target_key_by_name[event.target.name], event)
+                    result = _target_result(target_key_by_name[event.target.name], job.key, event)
                     result = lineage.with_lineage(result, job, event, source_key_by_name, window)
                     yield _with_audit(result, record)
                 else:
-                    context.log_event(_source_event(source_key_by_name[event.source.name], event))
-            yield from checks.evaluate(spec, connections, planned_checks, window, context.log)
+                    context.log_event(
+                        _source_event(source_key_by_name[event.source.name], job.key, event)
+                    )
+            yield from checks.evaluate(spec, opener, planned_checks, window, context.log)
             trail.ended("success")
         except Exception as exc:
             message = secrets.mask(f"{type(exc).__name__}: {exc}")
@@ -193,8 +279,7 @@ def build_job(
         executor_def=executor,
         tags=tags,
     )
-    built = JobDefinitions(assets=[*source_specs, _etl], jobs=[asset_job],
-                           resources=job_resources)
+    built = JobDefinitions(assets=[_etl], jobs=[asset_job], resources=job_resources)
     if job.schedule and partitions_def is not None:
         built.schedules.append(partitions.schedule(job, asset_job, _schedule_status(job)))
     elif job.schedule:
@@ -204,17 +289,14 @@ def build_job(
                 job=asset_job,
                 cron_schedule=job.schedule,
                 execution_timezone=job.timezone or "UTC",
-                default_status=(
-                    dg.DefaultScheduleStatus.RUNNING if job.enabled
-                    else dg.DefaultScheduleStatus.STOPPED
-                ),
+                default_status=_schedule_status(job),
             )
         )
     built.sensors += notifications.notification_sensors(job, asset_job)
     built.sensors += triggers.trigger_sensors(job, asset_job, triggers.upstream_keys(
-        job, project, lambda j: translator.target_key(j, j.targets[-1])))
+        job, project, lambda j: assets.key(j, j.targets[-1])))
     if job.sensor is not None and job.sensor.new_files:
-        built.sensors.append(sensors.new_file_sensor(spec, connections, asset_job))
+        built.sensors.append(sensors.new_file_sensor(spec, asset_job))
     return built
 
 
@@ -222,9 +304,11 @@ def _schedule_status(job: ETLJob) -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if job.enabled else dg.DefaultScheduleStatus.STOPPED
 
 
-def _target_result(key: dg.AssetKey, event: TargetLoaded) -> dg.MaterializeResult:
+def _target_result(key: dg.AssetKey, job: str, event: TargetLoaded) -> dg.MaterializeResult:
     result = event.result
     metadata: dict[str, Any] = {
+        JOB_KEY: job,
+        "nexus/target": event.target.name,
         "dagster/row_count": result.rows_loaded,
         "dagster/column_schema": table_schema(event.schema),
         "nexus/rows_extracted": event.rows_extracted,
@@ -233,6 +317,8 @@ def _target_result(key: dg.AssetKey, event: TargetLoaded) -> dg.MaterializeResul
         "nexus/write_mode": str(event.target.write_mode),
         "nexus/location": secrets.mask(result.location),
     }
+    if result.extra.get("table_name"):
+        metadata["dagster/table_name"] = secrets.mask(result.extra["table_name"])
     if result.rows_inserted is not None:
         metadata["nexus/rows_inserted"] = result.rows_inserted
     if result.rows_updated is not None:
@@ -255,8 +341,12 @@ def _with_audit(result: dg.MaterializeResult, record: dict[str, Any]) -> dg.Mate
     )
 
 
-def _source_event(key: dg.AssetKey, event: SourceExtracted) -> dg.AssetMaterialization:
+def _source_event(key: dg.AssetKey, job: str, event: SourceExtracted) -> dg.AssetObservation:
+    """What a job read from a source, as an observation of the source asset (it changed
+    nothing there); the job's next run reads its cursor and state back from it."""
     metadata: dict[str, Any] = {
+        JOB_KEY: job,
+        "nexus/source": event.source.name,
         "nexus/rows_extracted": event.rows,
         "dagster/column_schema": table_schema(event.schema),
     }
@@ -268,19 +358,32 @@ def _source_event(key: dg.AssetKey, event: SourceExtracted) -> dg.AssetMateriali
         metadata["nexus/cursor_before"] = str(event.cursor_before.get("value"))
     if event.cursor_after is not None:
         metadata["nexus/cursor_after"] = str(event.cursor_after.get("value"))
-    return dg.AssetMaterialization(asset_key=key, metadata=metadata)
+    return dg.AssetObservation(asset_key=key, metadata=metadata)
 
 
 def build_definitions(
-    project: Project, translator: NexusTranslator | None = None
+    project: Project,
+    translator: NexusTranslator | None = None,
+    resources: Mapping[str, Any] | None = None,
 ) -> dg.Definitions:
-    """Dagster Definitions for every job of a project."""
-    merged = JobDefinitions()
+    """Dagster Definitions for every job of a project: one asset per table or file, a
+    resource per connection (also the ones no job uses yet).
+
+    Args:
+        project: the loaded spec folder.
+        translator: naming decisions (asset keys, groups ...).
+        resources: resources replacing the generated ones by key (``{"warehouse": ...}``):
+            per deployment, or test doubles; any resource with ``open_connector`` will do.
+    """
+    assets = plan_assets(project, translator or NexusTranslator())
+    merged = JobDefinitions(assets=list(assets.external.values()),
+                            resources=project_resources(project))
     for spec in project.jobs:
-        built = build_job(spec, project, translator)
+        built = build_job(spec, project, assets)
         for name in ("assets", "asset_checks", "jobs", "schedules", "sensors"):
             getattr(merged, name).extend(getattr(built, name))
         merged.resources.update(built.resources)
+    merged.resources.update(resources or {})
     return dg.Definitions(
         assets=merged.assets,
         asset_checks=merged.asset_checks,
@@ -291,6 +394,16 @@ def build_definitions(
     )
 
 
-def definitions_from_folder(path: str | Path) -> dg.Definitions:
-    """Load a spec folder (raising one SpecError listing every problem) and build Definitions."""
-    return build_definitions(load_project(path))
+def definitions_from_folder(
+    path: str | Path,
+    translator: NexusTranslator | None = None,
+    resources: Mapping[str, Any] | None = None,
+) -> dg.Definitions:
+    """Load a spec folder (raising one SpecError listing every problem) and build Definitions
+    (see :func:`build_definitions`).
+
+    Example:
+        >>> defs = definitions_from_folder("job_specs", resources={  # doctest: +SKIP
+        ...     "warehouse": resource_class("database")(type="postgresql", host="staging")})
+    """
+    return build_definitions(load_project(path), translator, resources)

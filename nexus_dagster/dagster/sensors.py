@@ -27,8 +27,8 @@ import dagster as dg
 from nexus_dagster import secrets
 from nexus_dagster.connectors.file import FileConnector, has_glob, is_temp_file
 from nexus_dagster.connectors.remote import file_version
+from nexus_dagster.dagster.resources import endpoint_opener, endpoint_resource_key
 from nexus_dagster.errors import NexusError, SpecError
-from nexus_dagster.run.endpoints import open_endpoint
 from nexus_dagster.spec.loader import JobSpec
 
 __all__ = ["FILE_TAG", "SOURCE_TAG", "list_files", "new_file_sensor", "source_files_from_tags"]
@@ -77,7 +77,7 @@ def _pick_source(spec: JobSpec):
     return candidates[0]
 
 
-def new_file_sensor(spec: JobSpec, connections: Any, job_def: Any) -> dg.SensorDefinition:
+def new_file_sensor(spec: JobSpec, job_def: Any) -> dg.SensorDefinition:
     """The new-file sensor of a job whose spec has ``sensor: {new_files: true}``."""
     job = spec.job
     source = _pick_source(spec)
@@ -85,7 +85,7 @@ def new_file_sensor(spec: JobSpec, connections: Any, job_def: Any) -> dg.SensorD
 
     def evaluate(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        connector = open_endpoint(source, spec, connections)
+        connector = endpoint_opener(job, spec.root, context.resources)(source)
         try:
             pattern = connector.resolve_path(source.file_path, spec.root)
             files = list_files(connector, str(pattern))
@@ -111,6 +111,7 @@ def new_file_sensor(spec: JobSpec, connections: Any, job_def: Any) -> dg.SensorD
         evaluation_fn=evaluate,
         job=job_def,
         minimum_interval_seconds=settings.interval_seconds,
+        required_resource_keys={endpoint_resource_key(job, source)},
         description=f"Runs {job.key} for each new or changed file under {source.file_path}",
         default_status=(
             dg.DefaultSensorStatus.RUNNING if job.enabled else dg.DefaultSensorStatus.STOPPED

@@ -38,6 +38,7 @@ from nexus_dagster.spec.operations import CheckSpec, Notifications, PartitionsSp
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME_RE = re.compile(NAME_PATTERN)
+_KEY_PART_RE = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 class SourceType(StrEnum):
@@ -298,6 +299,29 @@ class _Endpoint(_Model):
     encrypted: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
     description: str | None = None
+    #: the Dagster asset key (``a/b/c`` or a list); default: where the data lives
+    asset_key: str | list[str] | None = None
+    #: more upstream asset keys (``a/b/c``) this target depends on, besides the job's sources
+    deps: list[str] = Field(default_factory=list)
+    #: Dagster asset owners (``team:data``, ``someone@example.com``)
+    owners: list[str] = Field(default_factory=list)
+    #: Dagster asset tags
+    tags: dict[str, str] = Field(default_factory=dict)
+    #: the asset group (default: the job's name)
+    group_name: str | None = Field(None, pattern=NAME_PATTERN)
+    #: extra metadata shown on the asset
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("asset_key")
+    @classmethod
+    def _key_parts(cls, value: str | list[str] | None) -> str | list[str] | None:
+        parts = value.split("/") if isinstance(value, str) else value
+        if parts is not None and (not parts or any(not _KEY_PART_RE.match(p) for p in parts)):
+            raise ValueError(
+                f"asset_key {value!r}: use parts of letters, digits and underscores separated "
+                "by '/', e.g. warehouse/daily_revenue"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one_connection(self) -> _Endpoint:

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from nexus_dagster.dagster.factory import CURSOR_KEY
-from tests.support import run_job
+from tests.support import endpoint_events, last_endpoint_metadata, run_job
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -68,10 +68,7 @@ def test_demo_job_end_to_end(demo_project: Path):
         rows = con.execute("select count(*), sum(orders) from daily_revenue").fetchone()
     assert rows == (len(expected), int(expected["orders"].sum()))
 
-    mats = {
-        e.materialization.asset_key.to_user_string(): e.materialization.metadata
-        for e in result.get_asset_materialization_events()
-    }
+    mats = endpoint_events(result)
     target = mats["demo_orders/daily_revenue"]
     assert target["dagster/row_count"].value == len(expected)
     assert target["nexus/rows_extracted"].value == 5000
@@ -137,17 +134,15 @@ def test_incremental_second_run_loads_only_new_rows(tmp_path: Path):
     assert run_job(folder, "events_sync", instance).success
     db = tmp_path / "output/events.db"
     assert table_rows(db) == [(2, "a"), (3, "b")]  # start value is inclusive
-    cursor = instance.get_latest_materialization_event(dg.AssetKey(["events_sync", "events"]))
-    assert cursor.asset_materialization.metadata[CURSOR_KEY].data["column"] == "updated_at"
+    cursor = last_endpoint_metadata(instance, "events_sync", "events")[CURSOR_KEY]
+    assert cursor.data["column"] == "updated_at"
 
     write_events(events, [(1, "old", "2024-01-01 10:00:00"), (2, "a", "2024-01-02 00:00:00"),
                           (3, "b", "2024-01-03 09:00:00"), (4, "c", "2024-01-04 00:00:00")])
     result = run_job(folder, "events_sync", instance)
     assert result.success
     assert table_rows(db) == [(2, "a"), (3, "b"), (4, "c")]
-    mats = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
-            for e in result.get_asset_materialization_events()}
-    assert mats["events_sync/events_table"]["nexus/rows_extracted"].value == 1
+    assert endpoint_events(result)["events_sync/events_table"]["nexus/rows_extracted"].value == 1
 
     # nothing new: nothing loaded, cursor unchanged
     result = run_job(folder, "events_sync", instance)
@@ -160,10 +155,7 @@ def test_failed_load_keeps_cursor_and_target(tmp_path: Path):
     write_events(events, [(1, "a", "2024-01-02 00:00:00"), (2, "b", "2024-01-03 00:00:00")])
     instance = dg.DagsterInstance.ephemeral()
     assert run_job(folder, "events_sync", instance).success
-    key = dg.AssetKey(["events_sync", "events"])
-    cursor_before = instance.get_latest_materialization_event(key).asset_materialization.metadata[
-        CURSOR_KEY
-    ].data
+    cursor_before = last_endpoint_metadata(instance, "events_sync", "events")[CURSOR_KEY].data
 
     # a row with a NULL key makes the upsert fail after the new rows were staged
     write_events(events, [(1, "a", "2024-01-02 00:00:00"), (2, "b2", "2024-01-04 00:00:00"),
@@ -172,9 +164,7 @@ def test_failed_load_keeps_cursor_and_target(tmp_path: Path):
     assert not result.success
     db = tmp_path / "output/events.db"
     assert table_rows(db) == [(1, "a"), (2, "b")]
-    cursor_after = instance.get_latest_materialization_event(key).asset_materialization.metadata[
-        CURSOR_KEY
-    ].data
+    cursor_after = last_endpoint_metadata(instance, "events_sync", "events")[CURSOR_KEY].data
     assert cursor_after == cursor_before
 
     # fixed input: the next run loads exactly the pending rows

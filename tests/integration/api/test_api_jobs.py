@@ -13,7 +13,7 @@ from nexus_dagster.dagster.factory import CURSOR_KEY
 from nexus_dagster.errors import SpecError
 from nexus_dagster.spec.loader import load_project
 from tests.integration.api import server as srv
-from tests.support import run_job
+from tests.support import endpoint_events, last_endpoint_metadata, run_job
 
 pytestmark = pytest.mark.api
 
@@ -81,9 +81,7 @@ def test_api_to_postgres_incremental_with_oauth2(tmp_path: Path, pg_url: str, ap
         ids = con.execute(sa.text("select id from api_events order by id")).scalars().all()
     assert ids == list(range(14, 24))  # updated_at >= 2024-01-15T10:00:00
     assert srv.CLIENT_SECRET not in all_messages(result)
-    cursor = instance.get_latest_materialization_event(
-        dg.AssetKey(["events_from_api", "events"])
-    ).asset_materialization.metadata[CURSOR_KEY].data
+    cursor = last_endpoint_metadata(instance, "events_from_api", "events")[CURSOR_KEY].data
     assert cursor["value"] == "2024-01-24T10:00:00"
 
     # a new record appears; the next run asks only for what is past the cursor
@@ -92,8 +90,7 @@ def test_api_to_postgres_incremental_with_oauth2(tmp_path: Path, pg_url: str, ap
     result = run_job(folder, "events_from_api", instance)
     assert result.success
     assert all("updated_since=2024-01-24T10%3A00%3A00" in r[1] for r in api.state.requests)
-    mats = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
-            for e in result.get_asset_materialization_events()}
+    mats = endpoint_events(result)
     assert mats["events_from_api/events_table"]["nexus/rows_loaded"].value == 1
     with engine.connect() as con:
         count = con.execute(sa.text("select count(*) from api_events")).scalar()
@@ -161,8 +158,7 @@ def test_postgres_to_api_with_bearer_from_env(tmp_path: Path, pg_url: str, api, 
     assert result.success
     assert sorted(r["id"] for r in api.state.records) == list(range(11, 251))
     assert api.state.records[0].keys() == {"id", "name", "balance", "seen"}
-    mats = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
-            for e in result.get_asset_materialization_events()}
+    mats = endpoint_events(result)
     meta = mats["push_customers/crm"]
     assert meta["nexus/rows_loaded"].value == 240
     assert meta["nexus/rows_sent"].value == 240 and meta["nexus/rows_failed"].value == 0

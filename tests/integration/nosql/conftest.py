@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import materializations, run_job
+from tests.support import endpoint_events, run_job
 
-__all__ = ["materializations", "run_job"]
+__all__ = ["endpoint_events", "run_job"]
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from nexus_dagster.connectors.mongodb import MongoDBConnector
 from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, RetriableError, SpecError
 from nexus_dagster.relation import Relation
-from tests.integration.nosql.conftest import materializations, run_job
+from tests.integration.nosql.conftest import endpoint_events, run_job
 
 pytestmark = pytest.mark.mongodb
 
@@ -224,13 +224,13 @@ def test_dagster_job_incremental_upsert(tmp_path: Path, mongo_uri, mongo_db, mon
     result = run_job(folder, "mongo_sync", instance)
     assert result.success
     assert sorted(d["event_id"] for d in mongo.events_copy.find()) == [2, 4]
-    assert materializations(result)["mongo_sync/events_copy"]["dagster/row_count"].value == 2
+    assert endpoint_events(result)["mongo_sync/events_copy"]["dagster/row_count"].value == 2
 
     mongo.events.insert_one({"event_id": 5, "kind": "click", "updated_at": day(5)})
     mongo.events.update_one({"event_id": 2}, {"$set": {"updated_at": day(6), "note": "late"}})
     result = run_job(folder, "mongo_sync", instance)
     assert result.success
-    meta = materializations(result)["mongo_sync/events_copy"]
+    meta = endpoint_events(result)["mongo_sync/events_copy"]
     assert meta["nexus/rows_extracted"].value == 2
     copied = {d["event_id"]: d for d in mongo.events_copy.find()}
     assert sorted(copied) == [2, 4, 5] and copied[2]["note"] == "late"

@@ -20,7 +20,7 @@ from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.connectors.search import SearchConnector
 from nexus_dagster.errors import ConnectorError, LoadError, RetriableError, SpecError
 from nexus_dagster.relation import Relation
-from tests.integration.nosql.conftest import materializations, run_job
+from tests.integration.nosql.conftest import endpoint_events, run_job
 
 pytestmark = pytest.mark.opensearch
 
@@ -199,12 +199,12 @@ def test_dagster_job_incremental(tmp_path: Path, conn, opensearch_url, index_pre
     result = run_job(folder, "search_sync", instance)
     assert result.success
     assert opensearch.count(index=dst)["count"] == 3  # 3, 4, 5
-    assert materializations(result)["search_sync/orders_copy"]["dagster/row_count"].value == 3
+    assert endpoint_events(result)["search_sync/orders_copy"]["dagster/row_count"].value == 3
 
     load(conn, src, orders(7).slice(5))  # 6 and 7 are new
     result = run_job(folder, "search_sync", instance)
     assert result.success
-    assert materializations(result)["search_sync/orders_copy"]["nexus/rows_extracted"].value == 2
+    assert endpoint_events(result)["search_sync/orders_copy"]["nexus/rows_extracted"].value == 2
     assert opensearch.count(index=dst)["count"] == 5
     copied = opensearch.get(index=dst, id="7")["_source"]
     assert copied["customer"]["city"] == "東京" and copied["updated_at"].startswith("2024-01-07")

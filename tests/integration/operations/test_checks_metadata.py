@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from tests.integration.operations.conftest import make_source, run, sqlite_rows, write_spec
+from tests.support import last_endpoint_metadata
 
 SPEC = """\
 name: events_ops
@@ -41,8 +42,9 @@ checks:
   - {name: doubled, check: expression, expression: 'amount > 0 and amount2 == amount * 2'}
 """
 
-TARGET = dg.AssetKey(["events_ops", "events_out"])
-SOURCE = dg.AssetKey(["events_ops", "events"])
+#: assets are keyed by where the data lives: <type>/<database>/<table> for inline params
+TARGET = dg.AssetKey(["database", "out", "events_out"])
+SOURCE = dg.AssetKey(["database", "source", "events"])
 
 
 def _evaluation(instance: dg.DagsterInstance, name: str):
@@ -82,7 +84,7 @@ def test_checks_results_and_metadata_in_instance(tmp_path: Path, instance):
     assert {d.column_name for d in lineage["label"]} == {"kind"}
     assert {d.asset_key for d in lineage["id"]} == {SOURCE}
     assert "one" not in lineage  # a constant depends on nothing
-    source = instance.get_latest_materialization_event(SOURCE).asset_materialization.metadata
+    source = last_endpoint_metadata(instance, "events_ops", "events")
     assert source["nexus/cursor_after"].value == "2024-01-05T19:00:00"
     assert "nexus/cursor_before" not in source  # first run: no stored cursor
 
@@ -99,7 +101,7 @@ def test_checks_results_and_metadata_in_instance(tmp_path: Path, instance):
     target = instance.get_latest_materialization_event(TARGET).asset_materialization.metadata
     assert (target["nexus/rows_inserted"].value, target["nexus/rows_updated"].value,
             target["nexus/rows_unchanged"].value) == (1, 1, 1)
-    source = instance.get_latest_materialization_event(SOURCE).asset_materialization.metadata
+    source = last_endpoint_metadata(instance, "events_ops", "events")
     assert source["nexus/cursor_before"].value == "2024-01-05T19:00:00"
     assert source["nexus/cursor_after"].value == "2024-01-06T00:00:00"
     out = tmp_path / "output/out.db"
@@ -125,7 +127,7 @@ def test_blocking_check_fails_the_run(tmp_path: Path, instance):
     write_spec(folder, "blocked", BLOCKING)
     result = run(folder, "blocked", instance)
     assert not result.success
-    key = dg.AssetCheckKey(dg.AssetKey(["blocked", "out"]), "amount_range")
+    key = dg.AssetCheckKey(dg.AssetKey(["database", "out", "out"]), "amount_range")
     evaluation = instance.get_latest_asset_check_evaluation_record(key).event.dagster_event
     assert evaluation.event_specific_data.passed is False
     assert evaluation.event_specific_data.metadata["nexus/failing_rows"].value == 1

@@ -43,7 +43,7 @@ def test_partition_runs_backfill_and_rerun(tmp_path: Path, instance):
     result = run(folder, "daily_events", instance, partition_key="2024-01-02")
     assert result.success
     assert sqlite_rows(out, "select * from events_out order by id") == before
-    key = dg.AssetKey(["daily_events", "events_out"])
+    key = dg.AssetKey(["database", "out", "events_out"])
     meta = instance.get_latest_materialization_event(key).asset_materialization.metadata
     assert meta["nexus/rows_replaced"].value == 4
     assert meta["nexus/partition_window"].value.startswith("[2024-01-02T00:00:00+00:00")

@@ -33,7 +33,8 @@ pytestmark = pytest.mark.postgres
 FIRST, TOTAL, STRIKE_AT, BATCH = 1_000, 4_000, 3_000, 250
 #: seconds before attempt 2; the server is back well within it (a clean start, no recovery)
 RETRY_DELAY = 4
-SOURCE = dg.AssetKey(["outage", "orders"])
+#: the source table's asset (keyed by where it lives: <type>/<database>/<table>)
+SOURCE_TABLE = "orders_view"
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +70,11 @@ def _run(folder: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResul
     return job.execute_in_process(instance=instance, raise_on_error=False)
 
 
-def _source_materializations(instance: dg.DagsterInstance, run_id: str) -> list:
-    return [e.asset_materialization.metadata
-            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-            if e.asset_materialization.asset_key == SOURCE]
+def _source_observations(instance: dg.DagsterInstance, run_id: str) -> list:
+    return [e.dagster_event.asset_observation_data.asset_observation.metadata
+            for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_OBSERVATION)
+            if e.dagster_event.asset_observation_data.asset_observation.asset_key.path[-1]
+            == SOURCE_TABLE]
 
 
 def test_source_outage_on_attempt_1_is_retried_and_loads_once(
@@ -122,5 +124,5 @@ def test_source_outage_on_attempt_1_is_retried_and_loads_once(
         assert sqlite_rows(copy, count) == [(TOTAL, TOTAL, TOTAL * (TOTAL + 1) // 2)]
         # the cursor advanced once, by attempt 2
         cursors = [(m["nexus/cursor_before"].value, m["nexus/cursor_after"].value)
-                   for m in _source_materializations(instance, result.run_id)]
+                   for m in _source_observations(instance, result.run_id)]
         assert cursors == [(str(FIRST), str(TOTAL))]

@@ -52,8 +52,7 @@ def test_audit_lines_of_a_run(tmp_path, monkeypatch):
     monkeypatch.setenv("NEXUS_AUDIT_LOG", str(tmp_path / "audit.jsonl"))
     result = _run(tmp_path)
     assert result.success
-    mat = next(e for e in result.get_asset_materialization_events()
-               if e.materialization.asset_key.path[-1] == "out").materialization
+    (mat,) = [e.materialization for e in result.get_asset_materialization_events()]
     record = mat.metadata["nexus/audit"].data
     assert (record["event"], record["rows"], record["run_id"]) == ("load", 2, result.run_id)
     lines = (tmp_path / "audit.jsonl").read_text().splitlines()

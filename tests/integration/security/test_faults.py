@@ -29,6 +29,7 @@ from nexus_dagster.spec.loader import load_project
 from tests.integration.dedicated_pg import Trap
 from tests.integration.dedicated_pg import autocommit_engine as _engine
 from tests.integration.dedicated_pg import run_sql as _sql
+from tests.support import last_endpoint_metadata
 
 pytestmark = pytest.mark.postgres
 
@@ -76,10 +77,8 @@ def _run(specs: Path, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult
 
 
 def _cursor(instance: dg.DagsterInstance) -> str | None:
-    event = instance.get_latest_materialization_event(dg.AssetKey(["sync_orders", "orders"]))
-    if event is None:
-        return None
-    return event.asset_materialization.metadata[CURSOR_KEY].data["value"]
+    meta = last_endpoint_metadata(instance, "sync_orders", "orders")
+    return meta[CURSOR_KEY].data["value"] if CURSOR_KEY in meta else None
 
 
 def _run_struck(specs: Path, instance: dg.DagsterInstance, trap: Trap,

@@ -13,7 +13,7 @@ import yaml
 from nexus_dagster.connectors.base import ReadRequest
 from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
-from tests.support import Store, make_store
+from tests.support import Store, endpoint_events, make_store
 
 ROWS = b"id,city\n1,Zo\xc3\xab\n2,Kyoto\n3,Lima\n"
 
@@ -61,8 +61,7 @@ def test_cross_store_copy_job(store_factory, tmp_path: Path, source_kind: str,
         ReadRequest(path="out/cities.parquet"))))
     assert table.column("id").to_pylist() == [2, 3, 4]
     assert table.column("_source_file").to_pylist() == ["in/2024/a.csv"] * 2 + ["in/2024/b.csv"]
-    mats = {e.materialization.asset_key.to_user_string(): e.materialization.metadata
-            for e in result.get_asset_materialization_events()}
+    mats = endpoint_events(result)
     assert mats[f"{job['name']}/lake"]["dagster/row_count"].value == 3
 
 
@@ -112,16 +111,18 @@ def test_sensor_starts_one_run_per_new_file(sensor_store, tmp_path: Path):
     sensor = defs.resolve_sensor_def("inbox_job_new_files")
     assert sensor.minimum_interval_seconds == 30
     with dg.instance_for_test() as instance:
-        first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+        def context(cursor: str | None = None) -> dg.SensorEvaluationContext:
+            return dg.build_sensor_context(instance=instance, resources=defs.resources,
+                                           cursor=cursor)
+
+        first = sensor.evaluate_tick(context())
         assert len(first.run_requests) == 2
         assert len({r.run_key for r in first.run_requests}) == 2
-        again = sensor.evaluate_tick(dg.build_sensor_context(instance=instance,
-                                                             cursor=first.cursor))
+        again = sensor.evaluate_tick(context(first.cursor))
         assert again.run_requests == [] and again.skip_message
 
         store.put("inbox/c.csv", b"id\n7\n8\n9\n")
-        third = sensor.evaluate_tick(dg.build_sensor_context(instance=instance,
-                                                             cursor=again.cursor or first.cursor))
+        third = sensor.evaluate_tick(context(again.cursor or first.cursor))
         assert len(third.run_requests) == 1
         request = third.run_requests[0]
         assert "c.csv@" in request.run_key

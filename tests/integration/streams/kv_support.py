@@ -7,9 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from tests.support import materializations, run_job
+from tests.support import endpoint_events, run_job
 
-__all__ = ["materializations", "run_job", "write_spec"]
+__all__ = ["endpoint_events", "run_job", "write_spec"]
 
 
 def write_spec(folder: Path, name: str, text: str) -> Path:

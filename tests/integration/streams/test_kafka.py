@@ -19,8 +19,8 @@ from nexus_dagster.errors import ConnectorError, DataError, SpecError
 from nexus_dagster.relation import Relation
 from nexus_dagster.spec.loader import load_project
 from tests.integration.streams.kv_support import (
+    endpoint_events,
     failure_text,
-    materializations,
     run_job,
     write_spec,
 )
@@ -242,12 +242,12 @@ def test_dagster_job_is_at_least_once(tmp_path: Path, bootstrap: str, topic: str
     with sqlite3.connect(db) as con:
         assert con.execute("select id, name from events order by id").fetchall() == [
             (i, f"n{i}") for i in range(5)]  # the messages of the failed run, read again
-    assert materializations(result)["kafka_events/events"]["nexus/rows_extracted"].value == 5
+    assert endpoint_events(result)["kafka_events/events"]["nexus/rows_extracted"].value == 5
 
     produce(bootstrap, topic, [{"id": 5, "name": "n5"}, {"id": 6, "name": "n6"}])
     result = run_job(specs, "kafka_events", instance)
     assert result.success
-    assert materializations(result)["kafka_events/events_table"]["dagster/row_count"].value == 2
+    assert endpoint_events(result)["kafka_events/events_table"]["dagster/row_count"].value == 2
     with sqlite3.connect(db) as con:
         assert con.execute("select count(*), count(distinct id) from events").fetchone() == (7, 7)
 
@@ -270,7 +270,7 @@ def test_dagster_job_writes_a_topic(tmp_path: Path, bootstrap: str, topic: str):
         """)
     result = run_job(specs, "orders_out", dg.DagsterInstance.ephemeral())
     assert result.success, failure_text(result)
-    assert materializations(result)["orders_out/orders_topic"]["dagster/row_count"].value == 3
+    assert endpoint_events(result)["orders_out/orders_topic"]["dagster/row_count"].value == 3
     kafka = connector(bootstrap, f"out_{topic}")
     _, table = read_all(kafka, topic, metadata_columns=["key"])
     rows = sorted(table.to_pylist(), key=lambda r: r["id"])

@@ -19,8 +19,8 @@ from nexus_dagster.errors import ConnectorError, LoadError, SpecError
 from nexus_dagster.relation import Relation
 from nexus_dagster.spec.loader import load_project
 from tests.integration.streams.kv_support import (
+    endpoint_events,
     failure_text,
-    materializations,
     run_job,
     write_spec,
 )
@@ -250,7 +250,7 @@ def test_dagster_stream_job_is_incremental_and_at_least_once(
     assert result.success, failure_text(result)
     with sqlite3.connect(db) as con:
         assert sorted(r[0] for r in con.execute("select n from events")) == [0, 1, 2, 10]
-    meta = materializations(result)
+    meta = endpoint_events(result)
     assert meta["redis_events/events"]["nexus/rows_extracted"].value == 4
     copied = sorted(client.scan_iter(match=f"{prefix}:copy:*"))
     assert len(copied) == 4 and 0 < client.ttl(copied[0]) <= 300
@@ -258,10 +258,10 @@ def test_dagster_stream_job_is_incremental_and_at_least_once(
     client.xadd(f"{prefix}:stream:a", {"n": "3"})
     result = run_job(specs, "redis_events", instance)
     assert result.success, failure_text(result)
-    assert materializations(result)["redis_events/events_table"]["dagster/row_count"].value == 1
+    assert endpoint_events(result)["redis_events/events_table"]["dagster/row_count"].value == 1
     with sqlite3.connect(db) as con:
         assert sorted(r[0] for r in con.execute("select n from events")) == [0, 1, 2, 3, 10]
 
     result = run_job(specs, "redis_events", instance)  # nothing new: same columns, no rows
     assert result.success, failure_text(result)
-    assert materializations(result)["redis_events/events_table"]["dagster/row_count"].value == 0
+    assert endpoint_events(result)["redis_events/events_table"]["dagster/row_count"].value == 0
