@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import datetime as dt
 import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from nexus_dagster.run import SourceExtracted, TargetLoaded, execute
 from nexus_dagster.spec.connections import resolve_connection
 from nexus_dagster.spec.loader import JobSpec, Project, load_project
 from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
+from nexus_dagster.spec.operations import parse_duration
 
 CURSOR_KEY = "nexus/cursor"
 STATE_KEY = "nexus/state"
@@ -210,6 +212,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
                 code_version=spec.spec_hash,
                 owners=target.owners or None,
                 tags=target.tags or None,
+                freshness_policy=_freshness_policy(target),
             )
         )
     target_key_by_name = {t.name: s.key for t, s in zip(job.targets, target_specs, strict=True)}
@@ -235,7 +238,8 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
                    for n, k in source_key_by_name.items()}
         states = {n: stored_value(instance, k, job.key, STATE_KEY, legacy_keys[n])
                   for n, k in source_key_by_name.items()}
-        opener = resources.endpoint_opener(job, spec.root, context.resources)
+        opener = resources.endpoint_opener(job, spec.root, context.resources,
+                                            job_resources)
         trail = audit.AuditTrail(spec, context.run.run_id, log=context.log)
         window = partitions.window(context)
         try:
@@ -296,8 +300,19 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
     built.sensors += triggers.trigger_sensors(job, asset_job, triggers.upstream_keys(
         job, project, lambda j: assets.key(j, j.targets[-1])))
     if job.sensor is not None and job.sensor.new_files:
-        built.sensors.append(sensors.new_file_sensor(spec, asset_job))
+        built.sensors.append(sensors.new_file_sensor(spec, asset_job, job_resources))
     return built
+
+
+def _freshness_policy(target: DataTarget) -> dg.FreshnessPolicy | None:
+    """The spec's ``freshness`` as Dagster's time-window freshness policy."""
+    if target.freshness is None:
+        return None
+    warn = target.freshness.warn_after
+    return dg.FreshnessPolicy.time_window(
+        fail_window=dt.timedelta(seconds=parse_duration(target.freshness.max_age)),
+        warn_window=dt.timedelta(seconds=parse_duration(warn)) if warn is not None else None,
+    )
 
 
 def _schedule_status(job: ETLJob) -> dg.DefaultScheduleStatus:

@@ -38,7 +38,7 @@ from nexus_dagster.spec.models import (
     SortConfig,
     Transformation,
 )
-from nexus_dagster.spec.operations import CheckSpec, PartitionsSpec, TriggerSpec
+from nexus_dagster.spec.operations import CheckSpec, FreshnessSpec, PartitionsSpec, TriggerSpec
 from nexus_dagster.spec.validate import check_project, unregistered_type
 
 CONNECTIONS_FILE = "connections.yaml"
@@ -66,6 +66,7 @@ _CHILD_MODELS: dict[str, type[BaseModel]] = {
     "trigger": TriggerSpec,
     "sensor": SensorSpec,
     "checks": CheckSpec,
+    "freshness": FreshnessSpec,
 }
 
 

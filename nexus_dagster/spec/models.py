@@ -34,7 +34,13 @@ from pydantic import (
 
 from nexus_dagster.spec.api_fields import ApiSourceFields, ApiTargetFields
 from nexus_dagster.spec.engine_settings import EngineSettings
-from nexus_dagster.spec.operations import CheckSpec, Notifications, PartitionsSpec, TriggerSpec
+from nexus_dagster.spec.operations import (
+    CheckSpec,
+    FreshnessSpec,
+    Notifications,
+    PartitionsSpec,
+    TriggerSpec,
+)
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -373,6 +379,8 @@ class DataTarget(_Endpoint, ApiTargetFields):
     write_mode: WriteMode = WriteMode.APPEND
     key_columns: list[str] = Field(default_factory=list)
     create_table: bool = True
+    #: Dagster's freshness policy of the target asset: ``{max_age: 24h, warn_after: 12h}``
+    freshness: FreshnessSpec | None = None
 
     _as_list = field_validator("key_columns", mode="before")(_as_list)
 

@@ -42,6 +42,32 @@ def parse_duration(value: str | float | int) -> float:
     return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
 
 
+class FreshnessSpec(BaseModel):
+    """``freshness: {max_age: 24h, warn_after: 12h}`` on a target: Dagster's freshness policy
+    (the asset is failing when its last materialization is older than ``max_age``, warning
+    past ``warn_after``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_age: str | float
+    warn_after: str | float | None = None
+
+    @field_validator("max_age", "warn_after")
+    @classmethod
+    def _duration(cls, value: str | float | None) -> str | float | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @model_validator(mode="after")
+    def _warn_before_fail(self) -> FreshnessSpec:
+        if self.warn_after is not None and (
+            parse_duration(self.warn_after) >= parse_duration(self.max_age)
+        ):
+            raise ValueError("warn_after must be shorter than max_age")
+        return self
+
+
 class CheckType(StrEnum):
     """The built-in asset checks."""
 

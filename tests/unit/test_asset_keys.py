@@ -127,3 +127,22 @@ def test_a_cursor_stored_by_an_earlier_version_is_read(tmp_path: Path):
     assert job.execute_in_process(instance=instance).success
     with sqlite3.connect(tmp_path / "w.db") as con:
         assert con.execute("SELECT id FROM raw_orders").fetchall() == [(2,)]
+
+
+def test_target_freshness_becomes_the_dagster_freshness_policy(tmp_path: Path):
+    report = REPORT.replace("    owners:", "    freshness: {max_age: 24h, warn_after: 12h}\n"
+                            "    owners:")
+    defs = build_definitions(load_project(project(tmp_path, load=LOAD, report=report)))
+    spec = next(s for s in defs.resolve_all_asset_specs()
+                if s.key == dg.AssetKey(["file", "out", "report_csv"]))
+    policy = spec.freshness_policy
+    assert policy.fail_window.to_timedelta().total_seconds() == 24 * 3600
+    assert policy.warn_window.to_timedelta().total_seconds() == 12 * 3600
+
+
+def test_freshness_warn_after_must_be_shorter(tmp_path: Path):
+    report = REPORT.replace("    owners:", "    freshness: {max_age: 1h, warn_after: 2h}\n"
+                            "    owners:")
+    with pytest.raises(SpecError, match=r"report.yaml:[0-9]+: targets\[0\].freshness: .*"
+                                        r"warn_after must be shorter than max_age"):
+        load_project(project(tmp_path, report=report))
