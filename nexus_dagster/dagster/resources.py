@@ -46,6 +46,7 @@ from pydantic import Field, SecretStr
 from nexus_dagster import secrets
 from nexus_dagster.connectors.base import Connector
 from nexus_dagster.connectors.registry import connector_class
+from nexus_dagster.dagster import integrations
 from nexus_dagster.errors import SpecError
 from nexus_dagster.run.endpoints import open_connector
 from nexus_dagster.spec.api_fields import endpoint_params
@@ -352,15 +353,45 @@ def project_resources(project: Any) -> dict[str, ConnectionResource]:
     return found
 
 
-def endpoint_opener(job: ETLJob, root: Path, resources: Any):
-    """``endpoint -> connector`` through the step's resources (``context.resources``)."""
+def endpoint_opener(
+    job: ETLJob, root: Path, resources: Any,
+    spec_resources: Mapping[str, ConnectionResource] | None = None,
+):  # fmt: skip
+    """``endpoint -> connector`` through the step's resources (``context.resources``).
+
+    Args:
+        job: the job whose sources and targets are opened.
+        root: the project root local paths resolve against.
+        resources: the step's (or sensor's) ``context.resources``.
+        spec_resources: the resources generated from the spec (:func:`job_resources`); where a
+            Dagster integration resource (``dagster_aws.s3.S3Resource`` ...,
+            :mod:`nexus_dagster.dagster.integrations`) stands under a connection's key, its
+            credentials and endpoint are merged into the spec connection's parameters.
+    """
+    originals = getattr(resources, "original_resource_dict", None) or {}
 
     def open_(endpoint: DataSource | DataTarget) -> Connector:
-        resource = getattr(resources, endpoint_resource_key(job, endpoint))
-        return resource.open_connector(
-            endpoint_type(endpoint), root=root, role=endpoint_role(endpoint),
-            where=f"{job.key}.{endpoint.name}.connection_params",
-            extra=endpoint_params(endpoint),
-        )  # fmt: skip
+        key = endpoint_resource_key(job, endpoint)
+        type_name = endpoint_type(endpoint)
+        where = f"{job.key}.{endpoint.name}.connection_params"
+        original = originals.get(key)
+        integration = integrations.integration_of(original) if original is not None else None
+        if integration is None:
+            resource = getattr(resources, key)
+            return resource.open_connector(
+                type_name, root=root, role=endpoint_role(endpoint), where=where,
+                extra=endpoint_params(endpoint),
+            )  # fmt: skip
+        spec = (spec_resources or {}).get(key)
+        if spec is None:
+            raise SpecError(
+                f"resource {key!r} is an integration resource but job {job.key} has no spec "
+                f"connection {key!r} to take the bucket and paths from: name the connection "
+                "in connections.yaml (or connection_params) and override only its resource"
+            )
+        own = {**spec.connection_params(), **endpoint_params(endpoint)}
+        params = integrations.merged_params(integration, original, type_name, key, own)
+        return open_connector(type_name, _restore_literals(params), root=root,
+                              role=endpoint_role(endpoint), where=where)  # fmt: skip
 
     return open_

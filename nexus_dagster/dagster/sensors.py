@@ -77,15 +77,19 @@ def _pick_source(spec: JobSpec):
     return candidates[0]
 
 
-def new_file_sensor(spec: JobSpec, job_def: Any) -> dg.SensorDefinition:
-    """The new-file sensor of a job whose spec has ``sensor: {new_files: true}``."""
+def new_file_sensor(
+    spec: JobSpec, job_def: Any, spec_resources: Mapping[str, Any] | None = None
+) -> dg.SensorDefinition:
+    """The new-file sensor of a job whose spec has ``sensor: {new_files: true}``;
+    ``spec_resources`` are the job's generated resources (see
+    :func:`~nexus_dagster.dagster.resources.endpoint_opener`)."""
     job = spec.job
     source = _pick_source(spec)
     settings = job.sensor
 
     def evaluate(context: dg.SensorEvaluationContext) -> Iterator[dg.RunRequest | dg.SkipReason]:
         seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-        connector = endpoint_opener(job, spec.root, context.resources)(source)
+        connector = endpoint_opener(job, spec.root, context.resources, spec_resources)(source)
         try:
             pattern = connector.resolve_path(source.file_path, spec.root)
             files = list_files(connector, str(pattern))
