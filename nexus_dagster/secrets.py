@@ -57,6 +57,11 @@ def mask(text: Any) -> str:
     return text
 
 
+def is_reference(value: Any) -> bool:
+    """True for text resolved only at run time: holding ``${ENV}`` or an ``enc:`` token."""
+    return isinstance(value, str) and ("${" in value or value.strip().startswith(ENC_PREFIX))
+
+
 def env_references(value: Any) -> set[str]:
     """The environment variable names a (nested) value refers to with ``${NAME}``."""
     names: set[str] = set()

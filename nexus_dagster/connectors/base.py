@@ -7,7 +7,6 @@ resolved parameters (secrets decrypted, ``${ENV}`` expanded) and reads or writes
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,9 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nexus_dagster.errors import SpecError, SpecProblem
 from nexus_dagster.relation import Relation
-
-#: a value resolved only at run time: ``${ENV}`` / ``${ENV:-default}`` or an ``enc:`` token
-_REFERENCE = re.compile(r"^\s*(\$\{[^}]+\}|enc:\S+)\s*$")
+from nexus_dagster.secrets import is_reference
 
 
 class ConnectorParams(BaseModel):
@@ -162,7 +159,7 @@ class Connector(ABC):
             for error in exc.errors(include_url=False, include_input=False):
                 where = ".".join(str(part) for part in error["loc"])
                 value = params.get(str(error["loc"][0])) if error["loc"] else None
-                if error["type"] != "extra_forbidden" and _is_reference(value):
+                if error["type"] != "extra_forbidden" and is_reference(value):
                     continue
                 problems.append((f"connection_params.{where}" if where else "connection_params",
                                  error["msg"], f"see the {cls.__name__} parameters: {fields}"))
@@ -251,10 +248,6 @@ def param_names(model: type[BaseModel]) -> list[str]:
         names.append(alias if isinstance(alias, str) else name)
     return sorted(names)
 
-
-def _is_reference(value: Any) -> bool:
-    """True for text resolved only at run time: holding ``${ENV}`` or an ``enc:`` token."""
-    return isinstance(value, str) and ("${" in value or bool(_REFERENCE.match(value)))
 
 
 def _errors(exc: ValidationError) -> list[tuple[str, str]]:

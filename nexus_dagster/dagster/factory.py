@@ -70,34 +70,41 @@ def table_schema(schema: pa.Schema) -> dg.TableSchema:
 JOB_KEY = "nexus/job"
 
 
-def stored_value(
-    instance: dg.DagsterInstance, key: dg.AssetKey, job: str, name: str,
+def stored_values(
+    instance: dg.DagsterInstance, key: dg.AssetKey, job: str, names: tuple[str, ...],
     legacy_key: dg.AssetKey | None = None,
-) -> dict | None:  # fmt: skip
-    """A JSON value (cursor, state) the job last recorded on source ``key``: from the newest
-    observation of ``key`` by ``job`` that carries ``name``; events without it (a
-    materialization reported from the UI, another job's observation) are skipped. Before
-    0.2, cursors were materializations of ``<job>/<source>`` (``legacy_key``): read there when
-    no observation carries one."""
+) -> dict[str, dict | None]:  # fmt: skip
+    """JSON values (cursor, state) the job last recorded on source ``key``, in ONE pass over
+    its observations, newest first: each name from the newest observation by ``job`` that
+    carries it; events without it (a materialization reported from the UI, another job's
+    observation) are skipped. Before 0.2, cursors were materializations of ``<job>/<source>``
+    (``legacy_key``): a name no observation carries is read there."""
+    found: dict[str, dict | None] = dict.fromkeys(names)
     cursor = None
     while True:
-        found = instance.fetch_observations(key, limit=100, cursor=cursor)
-        for record in found.records:
+        page = instance.fetch_observations(key, limit=100, cursor=cursor)
+        for record in page.records:
             observation = record.asset_observation
             meta = observation.metadata if observation is not None else {}
-            if getattr(meta.get(JOB_KEY), "value", None) == job:
+            if getattr(meta.get(JOB_KEY), "value", None) != job:
+                continue
+            for name in names:
                 data = _json(meta.get(name))
-                if isinstance(data, dict):
-                    return data
-        if not found.has_more:
+                if found[name] is None and isinstance(data, dict):
+                    found[name] = data
+            if all(value is not None for value in found.values()):
+                return found
+        if not page.has_more:
             break
-        cursor = found.cursor
-    if legacy_key is not None:
+        cursor = page.cursor
+    missing = [name for name, value in found.items() if value is None]
+    if legacy_key is not None and missing:
         event = instance.get_latest_materialization_event(legacy_key)
         if event is not None and event.asset_materialization is not None:
-            data = _json(event.asset_materialization.metadata.get(name))
-            return data if isinstance(data, dict) else None
-    return None
+            for name in missing:
+                data = _json(event.asset_materialization.metadata.get(name))
+                found[name] = data if isinstance(data, dict) else None
+    return found
 
 
 def _json(value: Any) -> Any:
@@ -234,10 +241,10 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
     )
     def _etl(context) -> Iterator[dg.MaterializeResult]:  # AssetExecutionContext
         instance = context.instance
-        cursors = {n: stored_value(instance, k, job.key, CURSOR_KEY, legacy_keys[n])
-                   for n, k in source_key_by_name.items()}
-        states = {n: stored_value(instance, k, job.key, STATE_KEY, legacy_keys[n])
+        stored = {n: stored_values(instance, k, job.key, (CURSOR_KEY, STATE_KEY), legacy_keys[n])
                   for n, k in source_key_by_name.items()}
+        cursors = {n: values[CURSOR_KEY] for n, values in stored.items()}
+        states = {n: values[STATE_KEY] for n, values in stored.items()}
         opener = resources.endpoint_opener(job, spec.root, context.resources,
                                             job_resources)
         trail = audit.AuditTrail(spec, context.run.run_id, log=context.log)

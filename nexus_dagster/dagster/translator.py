@@ -41,7 +41,6 @@ from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
 __all__ = ["NexusTranslator", "key_part"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
-_REFERENCE = re.compile(r"\$\{|^enc:")
 
 
 def key_part(text: Any) -> str:
@@ -77,7 +76,7 @@ class NexusTranslator:
         else:
             prefix = [type_name] + [
                 _last_part(str(params[k])) for k in ("database", "bucket", "container")
-                if isinstance(params.get(k), str | int) and not _REFERENCE.search(str(params[k]))
+                if isinstance(params.get(k), str | int) and not secrets.is_reference(str(params[k]))
             ]
         if endpoint.table:
             return [*prefix, *endpoint.table.split(".")]
@@ -154,7 +153,7 @@ class NexusTranslator:
         if len(parts) == 1 and isinstance(params.get("schema"), str):
             parts = [params["schema"], *parts]
         database = params.get("database")
-        if isinstance(database, str) and database and not _REFERENCE.search(database):
+        if isinstance(database, str) and database and not secrets.is_reference(database):
             parts = [_last_part(database), *parts]
         return ".".join(parts)
 
@@ -171,11 +170,11 @@ class NexusTranslator:
         type_name = endpoint_type(endpoint)
         if type_name == "file":
             base = params.get("base_dir")
-            root = Path(base) if isinstance(base, str) and not _REFERENCE.search(base) else None
+            root = Path(base) if isinstance(base, str) and not secrets.is_reference(base) else None
             folder = root if root and root.is_absolute() else spec.root / (root or "")
             return (folder / path).resolve().as_uri()
         holder = params.get("bucket") or params.get("container") or params.get("host")
-        if isinstance(holder, str) and not _REFERENCE.search(holder):
+        if isinstance(holder, str) and not secrets.is_reference(holder):
             scheme = {"azure_blob": "abfs", "gcs": "gs"}.get(type_name, type_name)
             return f"{scheme}://{holder}/{path.lstrip('/')}"
         return None

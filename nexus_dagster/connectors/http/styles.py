@@ -25,9 +25,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
 from nexus_dagster.plugins import NamedRegistry
-from nexus_dagster.secrets import ENC_PREFIX, register_secret
+from nexus_dagster.secrets import is_reference, register_secret
 
-__all__ = ["Style", "StyleConfig", "StyleRegistry", "is_reference", "register_secret_fields"]
+__all__ = ["Style", "StyleConfig", "StyleRegistry", "register_secret_fields"]
 
 
 class StyleConfig(BaseModel):
@@ -68,11 +68,6 @@ class Style:
 
 S = TypeVar("S", bound=Style)
 
-
-def is_reference(value: Any) -> bool:
-    """True for a value resolved only at run time: text holding ``${ENV}`` or an ``enc:``
-    token."""
-    return isinstance(value, str) and ("${" in value or value.strip().startswith(ENC_PREFIX))
 
 
 def settings_problems(
