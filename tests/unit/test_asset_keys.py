@@ -70,7 +70,9 @@ def test_two_jobs_writing_one_table_is_a_spec_error_naming_both(tmp_path: Path):
     with pytest.raises(SpecError) as caught:
         build_definitions(load_project(project(tmp_path, load=LOAD, again=other)))
     text = str(caught.value)
-    assert "again.yaml:6: targets[0]" in text or "load.yaml:6: targets[0]" in text
+    # one job's file and line, and the other job by name
+    assert ("again.yaml:6: targets[0]" in text and "of job load_orders" in text) or (
+        "load.yaml:6: targets[0]" in text and "of job load_again" in text)
     assert "writes asset warehouse/raw_orders" in text
     assert "give one of them its own asset_key" in text
 

@@ -150,7 +150,7 @@ def test_overriding_the_resource_sends_the_rows_elsewhere(tmp_path: Path):
     assert not (tmp_path / "w.db").exists()
 
 
-def test_launchpad_config_overrides_a_field(tmp_path: Path):
+def test_launchpad_config_replaces_the_connection(tmp_path: Path):
     defs = build_definitions(load_project(write_orders_job(tmp_path)))
     other = tmp_path / "from_config.db"
     result = defs.resolve_job_def("copy_orders").execute_in_process(
@@ -235,7 +235,7 @@ def no_env(monkeypatch) -> Iterator[None]:
     yield
 
 
-def test_an_unset_env_var_fails_the_run_naming_it(tmp_path: Path, no_env):
+def test_an_unset_env_var_is_a_config_error_naming_it(tmp_path: Path, no_env):
     folder = write_orders_job(tmp_path)
     (folder / "connections.yaml").write_text(
         "warehouse:\n  type: sqlite\n  database: w.db\n  password: ${UNSET_PW_FOR_TEST}\n")
