@@ -87,10 +87,17 @@ def execute_job(
 
 
 def run_history(dagster_home: Path | None, job_key: str, limit: int = 10) -> list[RunReport]:
-    """The runs of a job, newest first."""
+    """The runs of a job, newest first: runs of its asset job and asset runs tagged
+    ``nexus/job`` (started by a trigger's automation condition)."""
     with _instance(dagster_home) as instance:
-        records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_key), limit=limit)
-        return [_report(instance, r.dagster_run.run_id) for r in records]
+        records = {
+            record.dagster_run.run_id: record
+            for runs_filter in (dg.RunsFilter(job_name=job_key),
+                                dg.RunsFilter(tags={"nexus/job": job_key}))
+            for record in instance.get_run_records(filters=runs_filter, limit=limit)
+        }
+        newest = sorted(records.values(), key=lambda r: r.create_timestamp, reverse=True)
+        return [_report(instance, r.dagster_run.run_id) for r in newest[:limit]]
 
 
 def _report(instance: dg.DagsterInstance, run_id: str) -> RunReport:

@@ -35,6 +35,7 @@ import pyarrow as pa
 from nexus_dagster import audit, secrets
 from nexus_dagster.dagster import (
     checks,
+    guards,
     lineage,
     notifications,
     partitions,
@@ -44,8 +45,8 @@ from nexus_dagster.dagster import (
 )
 from nexus_dagster.dagster.resources import project_resources
 from nexus_dagster.dagster.translator import NexusTranslator
-from nexus_dagster.errors import NexusError, SpecError, SpecProblem
-from nexus_dagster.run import SourceExtracted, TargetLoaded, execute
+from nexus_dagster.errors import SpecError, SpecProblem
+from nexus_dagster.run import SourceExtracted, TargetLoaded, execute, locks
 from nexus_dagster.spec.connections import resolve_connection
 from nexus_dagster.spec.loader import JobSpec, Project, load_project
 from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
@@ -56,8 +57,6 @@ STATE_KEY = "nexus/state"
 
 
 
-class RunError(NexusError):
-    """A run failed; the message is the original error's, with secrets masked."""
 
 
 
@@ -109,6 +108,12 @@ def stored_values(
 
 def _json(value: Any) -> Any:
     return getattr(value, "data", None) if value is not None else None
+
+
+def pool_name(job: ETLJob) -> str:
+    """The Dagster pool of a job's step: ``nexus/<job>``; with ``concurrency: {pools:
+    {default_limit: 1}}`` in dagster.yaml, one run of the job at a time."""
+    return f"nexus/{job.key}"
 
 
 def _retry_policy(job: ETLJob) -> dg.RetryPolicy | None:
@@ -204,6 +209,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
 
     source_key_by_name = {s.name: assets.key(job, s) for s in job.sources}
     source_keys = list(dict.fromkeys(source_key_by_name.values()))
+    trigger = triggers.trigger_plan(job, _upstream_targets(job, project, assets), source_keys)
     target_specs = []
     for index, target in enumerate(job.targets):
         params = resolve_connection(target, connections)
@@ -220,6 +226,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
                 owners=target.owners or None,
                 tags=target.tags or None,
                 freshness_policy=_freshness_policy(target),
+                automation_condition=trigger.automation_condition(),
             )
         )
     target_key_by_name = {t.name: s.key for t, s in zip(job.targets, target_specs, strict=True)}
@@ -236,48 +243,56 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
         description=job.description or f"Extract, transform and load job {job.key}",
         can_subset=False,
         retry_policy=_retry_policy(job),
+        pool=pool_name(job),
+        backfill_policy=partitions.backfill_policy(job) if partitions_def else None,
         op_tags=tags,
         required_resource_keys=set(job_resources),
     )
     def _etl(context) -> Iterator[dg.MaterializeResult]:  # AssetExecutionContext
         instance = context.instance
-        stored = {n: stored_values(instance, k, job.key, (CURSOR_KEY, STATE_KEY), legacy_keys[n])
-                  for n, k in source_key_by_name.items()}
-        cursors = {n: values[CURSOR_KEY] for n, values in stored.items()}
-        states = {n: values[STATE_KEY] for n, values in stored.items()}
+        window = partitions.window(context)
+        guards.refuse_ephemeral(instance, job, window, context.log)
         opener = resources.endpoint_opener(job, spec.root, context.resources,
                                             job_resources)
         trail = audit.AuditTrail(spec, context.run.run_id, log=context.log)
-        window = partitions.window(context)
         try:
             trail.started()
-            for event in execute(
-                spec,
-                connections,
-                stored_cursors=cursors,
-                stored_states=states,
-                run_id=context.run.run_id,
-                log=context.log,
-                window=window,
-                source_files=sensors.source_files_from_tags(context.run.tags),
-                opener=opener,
-            ):
-                if isinstance(event, TargetLoaded):
-                    record = trail.loaded(event)
-                    result = _target_result(target_key_by_name[event.target.name], job.key, event)
-                    result = lineage.with_lineage(result, job, event, source_key_by_name, window)
-                    yield _with_audit(result, record)
-                else:
-                    context.log_event(
-                        _source_event(source_key_by_name[event.source.name], job.key, event)
-                    )
+            # cursors are read after the locks are taken, and the new ones are yielded (so
+            # stored in the instance) before they are released: runs never interleave
+            with locks.hold(locks.run_locks(spec, opener, guards.lock_folder(instance)),
+                            holder=f"run {context.run.run_id} of job {job.key}",
+                            log=context.log):
+                stored = {n: stored_values(instance, k, job.key, (CURSOR_KEY, STATE_KEY),
+                                           legacy_keys[n])
+                          for n, k in source_key_by_name.items()}
+                for event in execute(
+                    spec,
+                    connections,
+                    stored_cursors={n: values[CURSOR_KEY] for n, values in stored.items()},
+                    stored_states={n: values[STATE_KEY] for n, values in stored.items()},
+                    run_id=context.run.run_id,
+                    log=context.log,
+                    window=window,
+                    source_files=sensors.source_files_from_tags(context.run.tags),
+                    opener=opener,
+                ):
+                    if isinstance(event, TargetLoaded):
+                        record = trail.loaded(event)
+                        key = target_key_by_name[event.target.name]
+                        result = _target_result(key, job.key, event)
+                        result = lineage.with_lineage(result, job, event, source_key_by_name,
+                                                      window)
+                        yield _with_audit(result, record)
+                    else:
+                        yield _source_event(source_key_by_name[event.source.name], job.key,
+                                            event)
             yield from checks.evaluate(spec, opener, planned_checks, window, context.log)
             trail.ended("success")
         except Exception as exc:
             message = secrets.mask(f"{type(exc).__name__}: {exc}")
             context.log.error(secrets.mask("".join(traceback.format_exception(exc))))
             trail.ended_after_error(message)
-            raise RunError(message) from None
+            raise guards.step_failure(exc, message) from None
 
     if job.parallel:
         executor = dg.multiprocess_executor.configured({"max_concurrent": job.max_workers})
@@ -304,11 +319,20 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
             )
         )
     built.sensors += notifications.notification_sensors(job, asset_job)
-    built.sensors += triggers.trigger_sensors(job, asset_job, triggers.upstream_keys(
-        job, project, lambda j: assets.key(j, j.targets[-1])))
+    built.sensors += trigger.sensors(asset_job, [s.key for s in target_specs])
     if job.sensor is not None and job.sensor.new_files:
         built.sensors.append(sensors.new_file_sensor(spec, asset_job, job_resources))
     return built
+
+
+def _upstream_targets(job: ETLJob, project: Project,
+                      assets: ProjectAssets) -> dict[str, list[dg.AssetKey]]:
+    """The target asset keys of the jobs named in ``job.trigger.after``."""
+    if job.trigger is None:
+        return {}
+    jobs = {spec.job.key: spec.job for spec in project.jobs}
+    return {name: [assets.key(jobs[name], t) for t in jobs[name].targets]
+            for name in job.trigger.after if name in jobs}
 
 
 def _freshness_policy(target: DataTarget) -> dg.FreshnessPolicy | None:
@@ -341,11 +365,15 @@ def _target_result(key: dg.AssetKey, job: str, event: TargetLoaded) -> dg.Materi
     }
     if result.extra.get("table_name"):
         metadata["dagster/table_name"] = secrets.mask(result.extra["table_name"])
+    for name in ("plan", "bulk_load"):  # which path moved the rows
+        if result.extra.get(name):
+            metadata[f"nexus/{name}"] = str(result.extra[name])
     if result.rows_inserted is not None:
         metadata["nexus/rows_inserted"] = result.rows_inserted
     if result.rows_updated is not None:
         metadata["nexus/rows_updated"] = result.rows_updated
-    for name in ("rows_unchanged", "rows_replaced",
+    for name in ("rows_unchanged", "rows_replaced", "rows_closed", "rows_closed_missing",
+                 "rows_deleted", "rows_deleted_where",
                  "rows_sent", "rows_failed", "requests", "retries", "requests_failed"):
         if result.extra.get(name) is not None:
             metadata[f"nexus/{name}"] = int(result.extra[name])
@@ -380,6 +408,8 @@ def _source_event(key: dg.AssetKey, job: str, event: SourceExtracted) -> dg.Asse
         metadata["nexus/cursor_before"] = str(event.cursor_before.get("value"))
     if event.cursor_after is not None:
         metadata["nexus/cursor_after"] = str(event.cursor_after.get("value"))
+    for name, count in (event.after_load or {}).items():  # files/rows deleted or moved
+        metadata[f"nexus/after_load_{name}"] = int(count)
     return dg.AssetObservation(asset_key=key, metadata=metadata)
 
 
@@ -407,6 +437,7 @@ def build_definitions(
         merged.resources.update(built.resources)
     merged.resources.update(resources or {})
     return dg.Definitions(
+        executor=dg.in_process_executor,
         assets=merged.assets,
         asset_checks=merged.asset_checks,
         jobs=merged.jobs,

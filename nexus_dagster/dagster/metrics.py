@@ -79,12 +79,14 @@ class RunEventExporter:
                 return
 
     def _run_finished(self, entry, event_type: dg.DagsterEventType) -> None:
-        job = entry.job_name or "unknown"
+        run = self.instance.get_run_record_by_id(entry.run_id)
+        tags = run.dagster_run.tags if run is not None else {}
+        # asset runs a trigger started are named __ASSET_JOB; their tag names the nexus job
+        job = tags.get("nexus/job") or entry.job_name or "unknown"
         status = _FINISHED[event_type]
         self.runs.labels(job=job, status=status).inc()
         if event_type == dg.DagsterEventType.RUN_FAILURE:
             self.failures.labels(job=job).inc()
-        run = self.instance.get_run_record_by_id(entry.run_id)
         if run is not None and run.start_time is not None:
             end = run.end_time or entry.timestamp
             self.duration.labels(job=job).observe(max(0.0, end - run.start_time))

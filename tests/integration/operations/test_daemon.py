@@ -1,6 +1,7 @@
 """The real `dagster-daemon` with the repo's dagster.yaml: a schedule tick runs job A, the
-asset sensor from `trigger: {after: job_a}` runs job B, A's success notification reaches a
-real HTTP server, and `dagster job backfill` of 3 days runs 3 partitions."""
+automation condition from `trigger: {after: job_a}` (B reads A's table) materializes job B's
+target, A's success notification reaches a real HTTP server, and `dagster job backfill` of 3
+days runs 3 partitions."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from dagster._core.scheduler.instigation import (
 )
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+from nexus_dagster.dagster.execution import run_history
 from tests.integration.operations.conftest import make_source, sqlite_rows, write_spec
 from tests.integration.operations.servers import http_server
 
@@ -110,9 +112,15 @@ def _successes(instance: dg.DagsterInstance, job: str) -> list[dg.DagsterRun]:
                                                 statuses=[dg.DagsterRunStatus.SUCCESS])))
 
 
+def _automation_successes(instance: dg.DagsterInstance, job: str) -> list[dg.DagsterRun]:
+    """Successful runs the automation sensor started for ``job`` (asset runs, tagged)."""
+    return list(instance.get_runs(dg.RunsFilter(tags={"nexus/job": job},
+                                                statuses=[dg.DagsterRunStatus.SUCCESS])))
+
+
 @pytest.mark.slow
 @pytest.mark.daemon
-def test_daemon_schedule_sensor_notification_and_cli_backfill(tmp_path: Path):
+def test_daemon_schedule_automation_notification_and_cli_backfill(tmp_path: Path):
     total = make_source(tmp_path / "data/source.db", days=5, per_day=4)
     folder = tmp_path / "job_specs"
     for name, body in (("job_a", JOB_A), ("job_b", JOB_B), ("daily_events", DAILY)):
@@ -148,13 +156,14 @@ def test_daemon_schedule_sensor_notification_and_cli_backfill(tmp_path: Path):
             with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
                 deadline = time.monotonic() + WAIT_SECONDS
                 while time.monotonic() < deadline:
-                    done = (_successes(instance, "job_a") and _successes(instance, "job_b")
+                    done = (_successes(instance, "job_a")
+                            and _automation_successes(instance, "job_b")
                             and len(_successes(instance, "daily_events")) == 3 and posts)
                     if done:
                         break
                     time.sleep(1)
                 a_runs = _successes(instance, "job_a")
-                b_runs = _successes(instance, "job_b")
+                b_runs = _automation_successes(instance, "job_b")
                 failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
                 assert not failed, [r.job_name for r in failed]
                 daily = _successes(instance, "daily_events")
@@ -165,7 +174,11 @@ def test_daemon_schedule_sensor_notification_and_cli_backfill(tmp_path: Path):
         assert a_runs, "no scheduled run of job_a\n" + detail
         assert a_runs[-1].tags.get("dagster/schedule_name") == "job_a_schedule"
         assert b_runs, "job_b was not triggered\n" + detail
-        assert b_runs[0].tags["nexus/triggered_by"].startswith("job_a:")
+        assert b_runs[0].tags["nexus/triggered_by"] == "job_a"
+        assert b_runs[0].tags.get("dagster/from_automation_condition") == "true"
+        history = run_history(home, "job_b")
+        assert [r.run_id for r in history] == [r.run_id for r in b_runs]
+        assert history[0].status == "success" and history[0].rows_loaded == total
         assert sorted(r.tags["dagster/partition"] for r in daily) == [
             "2024-01-01", "2024-01-02", "2024-01-03"]
         hooks = [data for path, data in posts if path == "/hook"]
