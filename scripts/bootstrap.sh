@@ -16,4 +16,5 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 # --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set, every process would otherwise
 # recompile Dagster (~6 s each).
-"${_uv[@]}" pip install -q --compile-bytecode -p .venv -e ".${1:+[$1]}"
+"${_uv[@]}" pip install -q --compile-bytecode -p .venv --override scripts/uv-overrides.txt \
+    -e ".${1:+[$1]}"

@@ -7,7 +7,11 @@ that configuration:
 * ``dagster_aws.s3.S3Resource`` for an ``s3`` endpoint (``pip install
   "nexus-dagster[dagster-integrations]"``);
 * ``dagster_azure.blob.AzureBlobStorageResource`` (key or SAS credential) for an ``azure_blob``
-  endpoint.
+  endpoint;
+* ``dagster_gcp.GCSResource`` for a ``gcs`` endpoint: it holds a project name and its client
+  authenticates with Google's default credential chain, so the connector does the same (the
+  spec's ``credentials`` file is dropped), and talks to ``STORAGE_EMULATOR_HOST`` when that is set,
+  as the resource's ``google.cloud.storage.Client`` does.
 
 The integration resource gives the credentials and the endpoint; everything else (the bucket or
 container, ``base_dir``, ``block_size`` ...) still comes from the spec's own connection
@@ -26,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +40,8 @@ from nexus_dagster import secrets
 from nexus_dagster.errors import SpecError
 
 __all__ = [
-    "INTEGRATIONS", "Integration", "azure_blob_params", "integration_of", "merged_params",
-    "s3_params",
+    "INTEGRATIONS", "Integration", "azure_blob_params", "gcs_params", "integration_of",
+    "merged_params", "s3_params",
 ]
 
 
@@ -152,6 +157,24 @@ def azure_blob_params(resource: Any) -> dict[str, Any]:
     return params
 
 
+def gcs_params(resource: Any) -> dict[str, Any]:
+    """The ``gcs`` connector parameters of a ``dagster_gcp.GCSResource``.
+
+    Args:
+        resource: the GCSResource (its EnvVars resolved by Dagster).
+
+    Returns:
+        ``project_id`` (the resource's ``project``), ``credentials`` None (the Google default
+        chain, which is what the resource's client uses) and ``endpoint`` from
+        ``STORAGE_EMULATOR_HOST`` when set (the emulator the resource's client would reach).
+    """
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST", "").strip()
+    if emulator and "://" not in emulator:
+        emulator = f"http://{emulator}"
+    return {"project_id": resource.project or None, "credentials": None,
+            "endpoint": emulator or None}
+
+
 #: the integration resources nexus accepts in place of a connection
 INTEGRATIONS: tuple[Integration, ...] = (
     Integration(
@@ -164,6 +187,11 @@ INTEGRATIONS: tuple[Integration, ...] = (
         ("account_url", "endpoint", "account_name", "account_key", "sas_token",
          "connection_string"),
         azure_blob_params,
+    ),
+    Integration(
+        "dagster_gcp.gcs.resources.GCSResource", "gcs",
+        ("project_id", "credentials", "endpoint"),
+        gcs_params,
     ),
 )
 

@@ -1,6 +1,7 @@
 """Dagster integration resources standing in for a connection
-(``nexus_dagster/dagster/integrations.py``): ``dagster_aws.s3.S3Resource`` against moto and
-``dagster_azure.blob.AzureBlobStorageResource`` against Azurite. The spec's connection gives the
+(``nexus_dagster/dagster/integrations.py``): ``dagster_aws.s3.S3Resource`` against moto,
+``dagster_azure.blob.AzureBlobStorageResource`` against Azurite and ``dagster_gcp.GCSResource``
+against the GCS emulator. The spec's connection gives the
 bucket/container and deliberately wrong credentials and endpoint, so a run only succeeds with
 the integration resource's."""
 
@@ -20,6 +21,7 @@ from tests.support import Store, service_env
 
 dagster_aws_s3 = pytest.importorskip("dagster_aws.s3")
 dagster_azure_blob = pytest.importorskip("dagster_azure.blob")
+dagster_gcp = pytest.importorskip("dagster_gcp")
 
 ROWS = b"id,city\n1,Zurich\n2,Kyoto\n3,Lima\n"
 WRONG_SECRET = "Wr0ngSecretKeyForTheIntegrationTest0000"
@@ -118,6 +120,21 @@ def test_azure_blob_resource_stands_in_for_the_connection(store_factory, tmp_pat
     lake = {"container": store.params["container"], "account_name": "notthisaccount",
             "account_key": "bm90IGl0", "account_url": "http://127.0.0.1:9/notthisaccount"}
     result = run(project(tmp_path, "azure_blob", lake), resource)
+    assert result.success, step_error(result)
+    assert landed(store) == ["Zurich", "Kyoto", "Lima"]
+
+
+@pytest.mark.gcs
+def test_gcs_resource_stands_in_for_the_connection(store_factory, tmp_path: Path, monkeypatch):
+    """The spec names a key file that does not exist and an endpoint nothing listens on: the
+    run succeeds only with the GCSResource's project and its client's default chain, which
+    talks to the emulator named by STORAGE_EMULATOR_HOST."""
+    store = store_factory("gcs")
+    store.put("in/cities.csv", ROWS)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", service_env("NEXUS_TEST_GCS_ENDPOINT"))
+    lake = {"bucket": store.params["bucket"], "project_id": "not-this-project",
+            "credentials": str(tmp_path / "missing-key.json"), "endpoint": "http://127.0.0.1:9"}
+    result = run(project(tmp_path, "gcs", lake), dagster_gcp.GCSResource(project="nexus-test"))
     assert result.success, step_error(result)
     assert landed(store) == ["Zurich", "Kyoto", "Lima"]
 
