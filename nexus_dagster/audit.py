@@ -22,6 +22,7 @@ import getpass
 import json
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +104,9 @@ class AuditTrail:
     Args:
         spec: the :class:`~nexus_dagster.spec.loader.JobSpec` being run.
         run_id: the Dagster run id.
-        log: a logger-like object (``info``/``warning``); each line is logged there too, so it
-            shows in the Dagster event log.
+        log: a logger-like object (``info``/``warning``): each committed load and the run's
+            end get one readable line there (rows and time); the JSON records go to the audit
+            file only (and the materializations' metadata), not into the log.
         path: the audit file (default :func:`audit_path` of the spec's project root).
     """
 
@@ -115,6 +117,8 @@ class AuditTrail:
         self.log = log
         self.path = path or audit_path(spec.root)
         self.rows_loaded = 0
+        self.targets_loaded = 0
+        self._started = self._last = time.perf_counter()
 
     def _base(self, event: str) -> dict[str, Any]:
         job = self.spec.job
@@ -141,13 +145,24 @@ class AuditTrail:
             if self.log is not None:
                 self.log.warning(message)
             return record
-        if self.log is not None:
-            self.log.info(secrets.mask("audit " + json.dumps(record, default=str)))
         return record
+
+    def _say(self, line: str) -> None:
+        """One readable line in the run's log (the record itself stays in the audit file and
+        the materialization's ``nexus/audit`` metadata)."""
+        if self.log is not None:
+            self.log.info(secrets.mask(line))
+
+    def _lap(self) -> float:
+        """Seconds since the run started or the previous load committed."""
+        now = time.perf_counter()
+        lap, self._last = now - self._last, now
+        return lap
 
     def started(self) -> dict[str, Any]:
         """The run-start line: sources and targets by name."""
         job = self.spec.job
+        self._started = self._last = time.perf_counter()
         return self.write({
             **self._base("run_start"),
             "status": "started",
@@ -159,7 +174,8 @@ class AuditTrail:
         """The line of one committed load (a :class:`~nexus_dagster.runner.TargetLoaded`)."""
         result = event.result
         self.rows_loaded += result.rows_loaded
-        return self.write({
+        self.targets_loaded += 1
+        record = self.write({
             **self._base("load"),
             "status": "committed",
             "sources": [s.name for s in self.spec.job.sources],
@@ -169,13 +185,21 @@ class AuditTrail:
             "rows_transformed": event.rows_transformed,
             "rows": result.rows_loaded,
         })
+        self._say(f"loaded {event.target.name}: {result.rows_loaded} rows "
+                  f"({event.target.write_mode.value}; {event.rows_extracted} extracted, "
+                  f"{event.rows_transformed} after the transformations) in {self._lap():.2f} s")
+        return record
 
     def ended(self, status: str, error: BaseException | str | None = None) -> dict[str, Any]:
         """The run-end line: ``success`` or ``failure`` (with the masked error)."""
         record = {**self._base("run_end"), "status": status, "rows": self.rows_loaded}
         if error is not None:
             record["error"] = secrets.mask(error)[:2000]
-        return self.write(record)
+        record = self.write(record)
+        if error is None:
+            self._say(f"run {status}: {self.rows_loaded} rows loaded into {self.targets_loaded} "
+                      f"target(s) in {time.perf_counter() - self._started:.2f} s")
+        return record
 
     def ended_after_error(self, error: BaseException | str) -> None:
         """The run-end line of a failed run; an audit failure here only warns (the run's own

@@ -36,12 +36,15 @@ class SpecProblem:
         line: int | None = None,
         field: str | None = None,
         fix: str | None = None,
+        value: str | None = None,
     ):
         self.message = message
         self.file = file
         self.line = line
         self.field = field
         self.fix = fix
+        #: the offending value as shown to the user (secrets masked), when known
+        self.value = value
 
     def __str__(self) -> str:
         where = self.file or "<spec>"
@@ -50,6 +53,8 @@ class SpecProblem:
         text = f"{where}: "
         if self.field:
             text += f"{self.field}: "
+        if self.value is not None:
+            text += f"{self.value}: "
         text += self.message
         if self.fix:
             text += f" (fix: {self.fix})"
@@ -57,6 +62,11 @@ class SpecProblem:
 
     def __repr__(self) -> str:
         return f"SpecProblem({self!s})"
+
+    def as_dict(self) -> dict[str, str | int | None]:
+        """``{file, line, field, value, message, fix}`` (``nexus validate --format json``)."""
+        return {"file": self.file, "line": self.line, "field": self.field, "value": self.value,
+                "message": self.message, "fix": self.fix}
 
 
 class UnsupportedError(SpecError):
@@ -95,3 +105,8 @@ class TransformError(NexusError):
 
 class DataError(NexusError):
     """Input data is malformed (corrupt file, wrong encoding, unexpected schema)."""
+
+
+class RunLockError(NexusError):
+    """A run could not get its job's or target's lock in time: another run of the job (or of
+    another job writing the same target) held it. Nothing was read or written."""

@@ -151,21 +151,32 @@ def fernet_key(key: str) -> bytes:
     return base64.urlsafe_b64encode(kdf.derive(key.encode()))
 
 
-def fernet(keys: str | None = None):
-    """A MultiFernet over ``keys`` (comma-separated; the first encrypts), else the keys of
-    :func:`master_keys` or ``$MASTER_ENCRYPTION_KEY``; a missing key is a SpecError."""
-    from cryptography.fernet import Fernet, MultiFernet
+def fernet_keys(keys: str | None = None, *, needed_for: str = "an enc: value") -> list[bytes]:
+    """The Fernet keys (urlsafe base64, 32 bytes decoded) in order, the first one encrypting:
+    ``keys`` (comma-separated), else those of :func:`master_keys` or
+    ``$MASTER_ENCRYPTION_KEY``. Each given key is registered for masking.
 
+    Raises:
+        SpecError: no key is set; ``needed_for`` says what needs one.
+    """
     raw = keys or getattr(_override, "keys", None) or os.environ.get(MASTER_KEY_ENV)
     if not raw:
         raise SpecError(
-            f"an enc: value needs the master key: set {MASTER_KEY_ENV} "
+            f"{needed_for} needs the master key: set {MASTER_KEY_ENV} "
             "(create one with `nexus keygen`)"
         )
     parts = [k.strip() for k in raw.split(",") if k.strip()]
     for part in parts:
         register_secret(part)
-    return MultiFernet([Fernet(fernet_key(k)) for k in parts])
+    return [fernet_key(k) for k in parts]
+
+
+def fernet(keys: str | None = None):
+    """A MultiFernet over ``keys`` (comma-separated; the first encrypts), else the keys of
+    :func:`master_keys` or ``$MASTER_ENCRYPTION_KEY``; a missing key is a SpecError."""
+    from cryptography.fernet import Fernet, MultiFernet
+
+    return MultiFernet([Fernet(key) for key in fernet_keys(keys)])
 
 
 def decrypt_token(token: str, *, where: str = "value", keys: str | None = None) -> str:

@@ -1022,6 +1022,9 @@ def write_env() -> None:
 
 def cmd_start(names: list[str], lease: int | None) -> None:
     ensure_packages(names)
+    if set(SERVICES) <= set(names):
+        # not a server: the browser the UI tests (tests/ui) drive with Playwright
+        apt_install("chromium", "chromium")
     with state_lock():
         root = data_root()
         if lease is not None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -162,6 +163,22 @@ def drop_topics(bootstrap: str, *names: str) -> None:
     for future in admin.delete_topics(list(names)).values():
         with contextlib.suppress(Exception):  # the topic was never created
             future.result(10)
+
+
+def produce_messages(bootstrap: str, topic: str, values: list, partitions: int = 1) -> None:
+    """Raw Kafka messages (JSON-encoded unless bytes), keys k0, k1, ..., message i in
+    partition ``i % partitions``; creates the topic with ``partitions`` when it is missing."""
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic not in admin.list_topics(timeout=10).topics:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic].result(10)
+    producer = Producer({"bootstrap.servers": bootstrap})
+    for i, value in enumerate(values):
+        data = value if isinstance(value, bytes) else json.dumps(value).encode()
+        producer.produce(topic, value=data, key=f"k{i}".encode(), partition=i % partitions)
+    assert producer.flush(10) == 0
 
 
 def redis_params() -> dict[str, Any]:

@@ -50,6 +50,15 @@ class Cursor:
     upper: Any = None
 
 
+@dataclass(frozen=True)
+class ChangeCapture:
+    """A change data capture read (``cdc: true``): the table's changes through a PostgreSQL
+    logical replication ``publication`` and ``slot``, instead of its rows."""
+
+    publication: str
+    slot: str
+
+
 @dataclass
 class ReadRequest:
     """What a source is asked for.
@@ -73,6 +82,38 @@ class ReadRequest:
     #: what this source reported in ``relation.stats["state"]`` on the last committed run
     #: (a Redis stream id, an API cursor ...), kept by Dagster; None on the first run
     state: Mapping[str, Any] | None = None
+    #: read the table's changes instead of its rows (database sources with ``cdc: true``)
+    cdc: ChangeCapture | None = None
+
+
+@dataclass(frozen=True)
+class Scd2Options:
+    """How a ``write_mode: scd2`` load keeps versions (see ``spec.load_options.Scd2Spec``)."""
+
+    valid_from: str = "valid_from"
+    valid_to: str = "valid_to"
+    is_current: str = "is_current"
+    #: columns whose change makes a new version; None: every data column but the keys
+    compare_columns: tuple[str, ...] | None = None
+    close_missing: bool = False
+
+
+@dataclass(frozen=True)
+class AfterLoad:
+    """What a source does with the data it read once every target committed.
+
+    ``delete``: delete the files/objects (or rows) read; ``move_to``: move the files read under
+    this folder/prefix (already resolved by :meth:`Connector.resolve_path`). Row sources delete
+    by ``keys`` (an Arrow table of the key columns' values read) when given, else by the read's
+    incremental window: its cursor, up to ``window_max``, the largest ``window_column`` value
+    read (None: no row was read).
+    """
+
+    delete: bool = False
+    move_to: str | None = None
+    keys: Any = None
+    window_column: str | None = None
+    window_max: Any = None
 
 
 @dataclass
@@ -90,6 +131,18 @@ class WriteRequest:
     #: (column, start, end): replace the rows with start <= column < end by the data, in one
     #: transaction (a partition run); only for connectors with ``supports_replace_range``
     replace_range: tuple[str, Any, Any] | None = None
+    #: the version columns of ``write_mode: scd2``
+    scd2: Scd2Options | None = None
+    #: ``sync`` (and SCD2 ``close_missing``): the largest share of the target's rows a load may
+    #: delete/close before it fails
+    max_delete_fraction: float = 0.5
+    #: retention: delete the rows matching this expression in the load's transaction; only for
+    #: connectors with ``supports_delete_where``
+    delete_where: str | None = None
+    #: the data is a change stream (a ``cdc`` source) whose rows say in this column what
+    #: happened (insert/update/delete): ``upsert``/``sync`` delete the keys of deletes and
+    #: upsert the rest, instead of treating every row as present
+    change_column: str | None = None
 
 
 @dataclass
@@ -120,6 +173,10 @@ class Connector(ABC):
     is_target: ClassVar[bool] = False
     #: True when what a target wrote can be read back (asset checks need it)
     supports_read_back: ClassVar[bool] = True
+    #: True when write() honours WriteRequest.delete_where (retention in the load)
+    supports_delete_where: ClassVar[bool] = False
+    #: what :meth:`after_load` can do with a source's data: ``"delete"``, ``"move_to"``
+    after_load_actions: ClassVar[frozenset[str]] = frozenset()
     #: spec fields a source / target of this kind needs: each inner tuple is "one of these"
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = ()
@@ -194,6 +251,12 @@ class Connector(ABC):
         """True when the system answers; never raises for an unreachable server."""
         return True
 
+    def connection_problem(self) -> str | None:
+        """Why the health check fails (secret-free, for ``nexus test-connection``), or None when
+        the system answers. Connectors that know the reason override it; the default asks
+        :meth:`test_connection`."""
+        return None if self.test_connection() else "the health check got no answer"
+
     def read(self, request: ReadRequest) -> Relation:
         """Return a lazy relation over the requested data."""
         raise NotImplementedError(f"{type(self).__name__} cannot be used as a source")
@@ -230,6 +293,15 @@ class Connector(ABC):
         (commit consumer offsets, delete processed files ...). Not called when a load failed,
         so the next run reads the same data again: at-least-once, never lost."""
         return None
+
+    def after_load(
+        self, relation: Relation, request: ReadRequest, action: AfterLoad
+    ) -> dict[str, int]:
+        """Delete or move what this source read through ``relation`` (read with ``request``),
+        once every target committed and after :meth:`acknowledge`; never called when a load
+        failed. Returns counts for the run's metadata (``files_deleted``, ``rows_deleted``...).
+        Only the actions in :attr:`after_load_actions` are ever asked for."""
+        raise NotImplementedError(f"{type(self).__name__} has no after_load actions")
 
     def close(self) -> None:
         """Release connections; called at the end of every run, failed or not."""

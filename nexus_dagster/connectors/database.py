@@ -22,8 +22,26 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.pool import NullPool, StaticPool
 
-from nexus_dagster.connectors.base import Connector, Cursor, LoadResult, ReadRequest, WriteRequest
-from nexus_dagster.connectors.sql import load, mysql_load, pg_upsert
+from nexus_dagster.connectors.base import (
+    AfterLoad,
+    Connector,
+    Cursor,
+    LoadResult,
+    ReadRequest,
+    Scd2Options,
+    WriteRequest,
+)
+from nexus_dagster.connectors.sql import (
+    change_apply,
+    change_capture,
+    load,
+    mysql_load,
+    pg_upsert,
+    retention,
+    scd2,
+    source_delete,
+    sync,
+)
 from nexus_dagster.connectors.sql.fast_read import fast_reader
 from nexus_dagster.connectors.sql.session import (
     compile_statement,
@@ -32,7 +50,6 @@ from nexus_dagster.connectors.sql.session import (
     query_source,
     strip_query,
 )
-from nexus_dagster.connectors.sql.transient import is_transient
 from nexus_dagster.connectors.sql.types import (
     ColumnInfo,
     assume_timezone,
@@ -60,6 +77,7 @@ from nexus_dagster.errors import (
     RetriableLoadError,
     SpecError,
 )
+from nexus_dagster.failures import is_transient
 from nexus_dagster.relation import Relation
 
 #: connection ``type`` (or URL scheme) -> the Dagster kind shown on assets
@@ -105,7 +123,11 @@ class DatabaseConnector(Connector):
     kinds: ClassVar[tuple[str, ...]] = ("database",)
     supports_incremental: ClassVar[bool] = True
     supports_replace_range: ClassVar[bool] = True
-    write_modes: ClassVar[frozenset[str]] = frozenset({"append", "overwrite", "upsert"})
+    write_modes: ClassVar[frozenset[str]] = frozenset(
+        {"append", "overwrite", "upsert", "sync", "scd2"}
+    )
+    supports_delete_where: ClassVar[bool] = True
+    after_load_actions: ClassVar[frozenset[str]] = frozenset({"delete"})
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("table", "query"),)
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("table",),)
     is_source: ClassVar[bool] = True
@@ -201,6 +223,16 @@ class DatabaseConnector(Connector):
         except Exception:
             return False
 
+    def connection_problem(self) -> str | None:
+        """None when the database accepts a connection and ``SELECT 1``, else the driver's
+        reason with the credentials scrubbed."""
+        try:
+            with self._errors("connecting to"), self.engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+        except ConnectorError as exc:
+            return str(exc)
+        return None
+
     @contextmanager
     def _errors(
         self, action: str, table: str | None = None, cls: type[ConnectorError] = ConnectorError
@@ -274,6 +306,8 @@ class DatabaseConnector(Connector):
         """
         if bool(request.table) == bool(request.query):
             raise SpecError("a database source needs exactly one of 'table' or 'query'")
+        if request.cdc is not None:
+            return self._read_changes(request)
         batch_size = max(1, int(request.batch_size or 50_000))
         label = request.table or "query"
         with self._errors("reading", request.table), self.engine.connect() as connection:
@@ -315,6 +349,40 @@ class DatabaseConnector(Connector):
                     yield batch
 
         return Relation(schema, open_batches, name=f"database {label}", stats=stats)
+
+    def _read_changes(self, request: ReadRequest) -> Relation:
+        """The table's changes from PostgreSQL logical replication (``cdc: true``; see
+        :mod:`~nexus_dagster.connectors.sql.change_capture`)."""
+        if self.backend != "postgresql" or not request.table or request.cdc is None:
+            raise SpecError("cdc reads a table of a PostgreSQL database (table:, not query:)")
+        schema, name = self.split_table(request.table)
+        with self._errors("reading", request.table), self.engine.connect() as connection:
+            columns = self.probe_columns(connection, request)
+            if schema is None:
+                schema = connection.exec_driver_sql("SELECT current_schema()").scalar_one()
+        target = change_capture.CaptureTarget(str(schema), name, request.cdc.publication,
+                                              request.cdc.slot)  # fmt: skip
+        connect_params = {**self.engine.dialect.create_connect_args(self.engine.url)[1],
+                          **self.settings.connect_args}  # fmt: skip
+        with self._errors("reading", request.table):
+            changes = change_capture.change_relation(
+                self.engine, connect_params, target, columns, request.state,
+                max(1, int(request.batch_size or 50_000)),
+            )
+
+        def open_batches() -> Iterator[pa.RecordBatch]:
+            with self._errors("reading the changes of", request.table):
+                yield from changes
+
+        return Relation(changes.schema, open_batches, changes.name, changes.stats)
+
+    def acknowledge(self, relation: Relation) -> None:
+        """Confirm a CDC read's replication slot up to the last change read (every target
+        committed it); other reads have nothing to confirm."""
+        confirm = relation.stats.get("confirm")
+        if confirm is not None:
+            with self._errors("confirming the replication slot of", None):
+                change_capture.confirm(self.engine, *confirm)
 
     def probe_columns(self, connection: sa.Connection, request: ReadRequest) -> list[ColumnInfo]:
         """The result columns of the table or query, from ``LIMIT 0`` or reflection."""
@@ -510,22 +578,44 @@ class DatabaseConnector(Connector):
                 f"key column(s) {missing} are not in the data loaded into {table_label!r}; "
                 f"data columns: {data_columns}"
             )
-        if mode == "upsert" and not keys:
-            raise LoadError(f"upsert into {table_label!r} needs key_columns")
-        if mode == "upsert" and self.backend not in ("postgresql", "mysql", "sqlite"):
+        if mode in ("upsert", "sync", "scd2") and not keys:
+            raise LoadError(f"{mode} into {table_label!r} needs key_columns")
+        changes = request.change_column if mode in ("upsert", "sync") else None
+        if changes is not None and changes not in data_columns:
             raise LoadError(
-                f"upsert is supported on PostgreSQL, MySQL/MariaDB and SQLite, not {self.backend}"
+                f"the changes loaded into {table_label!r} need their {changes!r} column "
+                f"(insert/update/delete), and the data has none; keep {changes} in the "
+                f"transformations; data columns: {data_columns}"
+            )
+        if mode != "append" and mode != "overwrite" and self.backend not in (
+            "postgresql", "mysql", "sqlite"
+        ):
+            raise LoadError(
+                f"{mode} is supported on PostgreSQL, MySQL/MariaDB and SQLite, not {self.backend}"
             )
         schema, name = self.split_table(request.table)
         created = False
+        table_schema = relation.schema
+        if changes is not None:  # the operation column is not the table's
+            table_schema = table_schema.remove(table_schema.get_field_index(changes))
+        if mode == "scd2":
+            for version in scd2.version_fields(request.scd2 or Scd2Options()):
+                if version.name not in table_schema.names:
+                    table_schema = table_schema.append(version)
+        more: dict[str, Any] = {}
         try:
             with self._errors("loading into", table_label, LoadError):
-                created = self._ensure_table(relation.schema, schema, name, mode, keys)
+                created = self._ensure_table(table_schema, schema, name, mode, keys)
                 with self._write_engine().begin() as connection:
                     replaced = self._delete_range(connection, relation.schema, schema, name,
                                                   request.replace_range)
                     result = self._load(connection, relation, schema, name, mode, keys,
-                                        bulk_load or self.bulk_load)
+                                        bulk_load or self.bulk_load, request, more)
+                    if request.delete_where:
+                        target = sa.Table(name, sa.MetaData(), schema=schema,
+                                          autoload_with=connection)
+                        more["rows_deleted_where"] = retention.delete_where(
+                            connection, target, request.delete_where)
         except BaseException:
             if created:
                 self._drop_quietly(schema, name)
@@ -537,10 +627,40 @@ class DatabaseConnector(Connector):
             rows_inserted=inserted,
             rows_updated=updated,
             extra={"write_mode": mode, "created_table": created,
-                   "table_name": self.qualified_name(table_label)}
+                   "table_name": self.qualified_name(table_label),
+                   "bulk_load": self.bulk_method() if bulk_load is None else "plan's own"}
             | ({"rows_replaced": replaced} if replaced is not None else {})
-            | ({"rows_unchanged": unchanged[0]} if unchanged else {}),
+            | ({"rows_unchanged": unchanged[0]} if unchanged else {})
+            | more,
         )
+
+    def after_load(
+        self, relation: Relation, request: ReadRequest, action: AfterLoad
+    ) -> dict[str, int]:
+        """Delete the rows this run read from the source table (``after_load: {delete:
+        true}``), in one transaction: by ``action.keys`` when given, else by the read's
+        incremental window (:mod:`~nexus_dagster.connectors.sql.source_delete`)."""
+        if not request.table:
+            raise SpecError("after_load delete on a database source needs table, not query")
+        schema, name = self.split_table(request.table)
+        with self._errors("deleting the rows read from", request.table, LoadError), \
+                self._write_engine().begin() as connection:
+            table = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
+            if action.keys is not None:
+                deleted = source_delete.delete_keys(connection, table, action.keys,
+                                                    self.bulk_load)
+            else:
+                column = action.window_column or ""
+                index = relation.schema.get_field_index(column)
+                if index < 0 or column not in table.c:
+                    raise LoadError(
+                        f"after_load delete: incremental column {column!r} is not a column "
+                        f"of {request.table!r}"
+                    )
+                deleted = source_delete.delete_window(
+                    connection, table, request.cursor, action, relation.schema.field(index).type
+                )
+        return {"rows_deleted": deleted}
 
     def _delete_range(
         self, connection: sa.Connection, data: pa.Schema, schema: str | None, name: str,
@@ -574,7 +694,7 @@ class DatabaseConnector(Connector):
         with self._write_engine().begin() as connection:
             if sa.inspect(connection).has_table(name, schema=schema):
                 return False
-            primary = set(keys) if mode == "upsert" else set()
+            primary = set(keys) if mode in ("upsert", "sync") else set()
             columns = [
                 sa.Column(
                     f.name,
@@ -598,31 +718,50 @@ class DatabaseConnector(Connector):
 
     def _load(
         self, connection: sa.Connection, relation: Relation, schema: str | None, name: str,
-        mode: str, keys: tuple[str, ...], bulk: BulkLoad,
+        mode: str, keys: tuple[str, ...], bulk: BulkLoad, request: WriteRequest,
+        more: dict[str, Any],
     ) -> tuple[int, int | None, int | None]:  # fmt: skip
+        """Move the rows in (directly, or through a staging table merged per ``mode``); counts
+        beyond (rows, inserted, updated[, unchanged]) go into ``more``."""
         label = f"{schema}.{name}" if schema else name
         target = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=connection)
-        columns = list(relation.schema.names)
+        changes = request.change_column if mode in ("upsert", "sync") else None
+        columns = [c for c in relation.schema.names if c != changes]
         unknown = [c for c in columns if c not in target.c]
         if unknown:
             raise LoadError(
                 f"column(s) {unknown} of the data do not exist in table {label!r} "
                 f"({self.describe()}); table columns: {list(target.c.keys())}"
             )
-        if mode == "upsert":
+        if mode in ("upsert", "sync"):
             self._check_unique_key(connection, schema, name, keys, label)
         batches = (normalize_for_write(batch) for batch in relation)
         if mode == "append":
             rows = bulk(connection, target, columns, batches)
             return rows, rows, 0
-        staging = self._create_staging(connection, target, columns)
-        rows = bulk(connection, staging, columns, batches)
+        if changes is not None:  # a change stream: deletes by key now, the rest merged below
+            staging, rows, more["changes_read"], more["rows_deleted"] = (
+                change_apply.stage_changes(connection, target, columns, keys, batches, changes,
+                                           bulk, label)
+            )  # fmt: skip
+        else:
+            staging = self._create_staging(connection, target, columns)
+            rows = bulk(connection, staging, columns, batches)
         if mode == "overwrite":
             connection.execute(sa.delete(target))
             connection.execute(
                 sa.insert(target).from_select(columns, sa.select(*[staging.c[c] for c in columns]))
             )
             return rows, rows, 0
+        if mode == "scd2":
+            counts = scd2.merge(connection, target, staging, columns, keys, rows,
+                                request.scd2 or Scd2Options(), self.backend, label,
+                                request.max_delete_fraction)
+            more.update(rows_closed=counts.closed, rows_closed_missing=counts.closed_missing)
+            return rows, counts.inserted, None, counts.unchanged  # type: ignore[return-value]
+        if mode == "sync" and changes is None:
+            more["rows_deleted"] = sync.delete_missing(connection, target, staging, keys,
+                                                       request.max_delete_fraction, label)
         if self.backend == "postgresql":  # unique staged keys: one counting statement
             merged = pg_upsert.merge(connection, target, staging, columns, keys, rows)
             if merged is not None:
@@ -673,6 +812,14 @@ class DatabaseConnector(Connector):
         select = sa.select(*[target.c[c] for c in columns]).where(sa.false())
         connection.execute(sa.CreateTableAs(select, name, temporary=True))
         return sa.Table(name, sa.MetaData(), *[sa.Column(c, target.c[c].type) for c in columns])
+
+    def bulk_method(self) -> str:
+        """How :meth:`bulk_load` moves rows on this backend (recorded as ``nexus/bulk_load``).
+
+        MySQL/MariaDB fall back to multi-row INSERTs, with a warning in the run's log, when the
+        server refuses LOAD DATA LOCAL INFILE."""
+        methods = {"postgresql": "COPY FROM STDIN", "mysql": "LOAD DATA LOCAL INFILE"}
+        return methods.get(self.backend, "INSERT")
 
     def bulk_load(
         self, connection: sa.Connection, table: sa.Table, columns: Sequence[str],

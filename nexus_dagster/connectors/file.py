@@ -1,4 +1,6 @@
-"""Files on a filesystem: CSV, TSV, JSON, JSON Lines, Parquet and Excel, read and written.
+"""Files on a filesystem: CSV, TSV, JSON, JSON Lines, Parquet, Excel, XML and fixed-width
+text, read and written (zip members, compressed and Fernet-encrypted files: see
+:mod:`nexus_dagster.connectors.formats.content`).
 
 The connector works on an fsspec filesystem, the local disk by default. Object stores and remote
 filesystems (S3, Azure, GCS, SFTP, FTP) subclass :class:`FileConnector` and override the storage
@@ -37,42 +39,53 @@ from typing import IO, Any, ClassVar
 import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fsspec.compression import compr
 from fsspec.implementations.local import LocalFileSystem
 from pydantic import AliasChoices, ConfigDict, Field
 
+from nexus_dagster.connectors.archive import archive_files
 from nexus_dagster.connectors.base import (
+    AfterLoad,
     Connector,
     ConnectorParams,
     LoadResult,
     ReadRequest,
     WriteRequest,
 )
-from nexus_dagster.connectors.formats import READERS
+from nexus_dagster.connectors.formats import READERS, fernet_stream
+from nexus_dagster.connectors.formats.content import Content, ContentOpener
 from nexus_dagster.connectors.formats.csv import read_csv_header, write_csv
 from nexus_dagster.connectors.formats.excel import write_excel
+from nexus_dagster.connectors.formats.fernet_stream import FernetWriter
+from nexus_dagster.connectors.formats.fixed_width import fixed_widths, write_fixed_width
 from nexus_dagster.connectors.formats.json import write_json, write_jsonl
 from nexus_dagster.connectors.formats.names import (
     SEEKABLE_FORMATS,
     infer_format,
     normalize_format,
     split_compression,
+    strip_encrypted_suffix,
 )
-from nexus_dagster.connectors.formats.options import ReadOptions, normalize_encoding
+from nexus_dagster.connectors.formats.options import (
+    ReadOptions,
+    normalize_encoding,
+    parse_encryption,
+)
 from nexus_dagster.connectors.formats.parquet import write_parquet
-from nexus_dagster.connectors.formats.reader import Opener
 from nexus_dagster.connectors.formats.schemas import unify_schemas
+from nexus_dagster.connectors.formats.xml import write_xml, xml_options
 from nexus_dagster.errors import ConnectorError, DataError, LoadError, NexusError, SpecError
 from nexus_dagster.relation import Relation, conform, rebatch
 
 __all__ = ["FileConnector", "FileParams", "has_glob", "is_temp_file"]
 
 _GLOB_CHARS = frozenset("*?[")
-_WRITE_FORMATS = frozenset({"csv", "tsv", "json", "jsonl", "parquet", "excel"})
+_WRITE_FORMATS = frozenset(
+    {"csv", "tsv", "json", "jsonl", "parquet", "excel", "xml", "fixed_width"}
+)
 _STREAM_COMPRESSIONS = frozenset({"gzip", "bz2", "xz", "zstd"})
 #: file format -> the Dagster kind shown on assets
 _FORMAT_KINDS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json",
-                 "parquet": "parquet", "excel": "excel", "xlsx": "excel"}
+                 "parquet": "parquet", "excel": "excel", "xlsx": "excel", "xml": "xml"}
 
 
 def has_glob(path: str) -> bool:
@@ -120,8 +133,8 @@ class FileParams(ConnectorParams):
     )
     file_format: str | None = Field(
         None,
-        description="the default format (csv, tsv, json, jsonl, parquet, excel) when the spec "
-        "names none; otherwise inferred from the extension",
+        description="the default format (csv, tsv, json, jsonl, parquet, excel, xml, "
+        "fixed_width) when the spec names none; otherwise inferred from the extension",
     )
 
 
@@ -132,6 +145,7 @@ class FileConnector(Connector):
     is_source: ClassVar[bool] = True
     is_target: ClassVar[bool] = True
     write_modes: ClassVar[frozenset[str]] = frozenset({"append", "overwrite"})
+    after_load_actions: ClassVar[frozenset[str]] = frozenset({"delete", "move_to"})
     source_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("file_path",),)
     target_requires: ClassVar[tuple[tuple[str, ...], ...]] = (("file_path",),)
     Params: ClassVar[type[FileParams]] = FileParams
@@ -163,6 +177,23 @@ class FileConnector(Connector):
         if self.config.base_dir or not _is_relative_local(path):
             return path
         return str(Path(root) / str(path))
+
+    @classmethod
+    def spec_problems(
+        cls, role: str, table: str | None, options: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> list[tuple[str, str, str]]:
+        """The format options, checked at load time: a source's reader options (widths,
+        colspecs, names, encryption, archive_members, ...), a target's encryption and widths."""
+        try:
+            if role == "source":
+                ReadOptions.parse(options)
+            else:
+                parse_encryption(options.get("encryption"))
+                if options.get("widths") is not None or options.get("colspecs") is not None:
+                    fixed_widths(options)
+        except SpecError as exc:
+            return [("options", exc.problems[0].message, "see the file options in the README")]
+        return []
 
     @classmethod
     def asset_kinds(
@@ -264,6 +295,26 @@ class FileConnector(Connector):
         else:
             self.filesystem().mv(temp_path, final_path)
 
+    def remove_stale_temps(self, folder: str, prefix: str) -> list[str]:
+        """Delete the temporary files ``.<prefix>...`` in ``folder`` that an earlier write left
+        when its process was killed (SIGKILL, power loss: no ``except`` ran); returns them.
+
+        Called at the start of every write, for the target's own temporary files only. A
+        write of the same target running at that moment (which the run guard prevents) would
+        lose its temporary file and fail; it never corrupts the target.
+        """
+        fs = self.filesystem()
+        try:
+            found = fs.ls(folder, detail=False)
+        except FileNotFoundError:
+            return []
+        stale = [p for p in found
+                 if posixpath.basename(p).startswith(f".{prefix}") and is_temp_file(p)]
+        for path in stale:
+            with contextlib.suppress(FileNotFoundError):
+                fs.rm(path)
+        return stale
+
     # ------------------------------------------------------------------ Connector API
 
     def describe(self) -> str:
@@ -309,17 +360,20 @@ class FileConnector(Connector):
         batch_size = max(1, int(request.batch_size or 50_000))
         files = self._expand(str(pattern), with_parts=opts.with_parts)
         fmt_param = request.file_format or self.config.file_format
-        plans = []
+        contents = ContentOpener(self.open_raw, opts.encryption)
+        plans: list[Content] = []
         for path in files:
-            fmt = normalize_format(fmt_param) if fmt_param else infer_format(path)
-            plans.append((path, fmt, self.location(path)))
-
-        schemas = []
-        for path, fmt, name in plans:
+            name = self.location(path)
             if self.filesystem().size(path) == 0:
                 raise DataError(f"file {name} is empty")
-            reader = READERS[fmt]
-            schemas.append((name, reader.schema(self._opener(path, fmt), name, opts, batch_size)))
+            plans.extend(contents.contents(path, name, self._source_label(path), fmt_param,
+                                           opts.archive_members))
+
+        schemas = []
+        for plan in plans:
+            reader = READERS[plan.fmt]
+            schemas.append((plan.name, reader.schema(contents.opener(plan), plan.name, opts,
+                                                     batch_size)))
         data_schema = unify_schemas(schemas)
         schema = data_schema
         source_column = opts.source_file_column
@@ -330,22 +384,21 @@ class FileConnector(Connector):
                     "options.source_file_column to another name"
                 )
             schema = schema.append(pa.field(source_column, pa.string()))
-        labels = {path: self._source_label(path) for path, _, _ in plans}
 
         def file_batches() -> Iterator[pa.RecordBatch]:
-            for path, fmt, name in plans:
-                reader = READERS[fmt]
+            for plan in plans:
+                reader = READERS[plan.fmt]
                 for batch in reader.batches(
-                    self._opener(path, fmt), name, opts, data_schema, batch_size
+                    contents.opener(plan), plan.name, opts, data_schema, batch_size
                 ):
                     try:
                         batch = conform(batch, data_schema)
                     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                        raise DataError(f"cannot read {name}: {exc}") from exc
+                        raise DataError(f"cannot read {plan.name}: {exc}") from exc
                     if source_column:
                         batch = batch.append_column(
                             pa.field(source_column, pa.string()),
-                            pa.array([labels[path]] * batch.num_rows, pa.string()),
+                            pa.array([plan.label] * batch.num_rows, pa.string()),
                         )
                     yield batch
 
@@ -354,8 +407,21 @@ class FileConnector(Connector):
 
         shown = self.location(self.resolve(str(pattern)))
         relation = Relation(schema, open_batches, name=f"file {shown}")
-        relation.stats.update({"files": [name for _, _, name in plans]})
+        relation.stats.update({"files": [plan.name for plan in plans]})
+        relation.stats["paths"] = list(files)  # filesystem paths, for after_load
+        if contents.skipped or contents.empty:
+            relation.stats.update(
+                {"skipped_members": contents.skipped, "empty_members": contents.empty}
+            )
         return relation
+
+    def after_load(
+        self, relation: Relation, request: ReadRequest, action: AfterLoad
+    ) -> dict[str, int]:
+        """Delete the files this run read, or move them under ``action.move_to``
+        (:func:`~nexus_dagster.connectors.archive.archive_files`)."""
+        pattern = str(request.path or self.config.file_path)
+        return archive_files(self, relation.stats.get("paths", []), pattern, action)
 
     def write(self, relation: Relation, request: WriteRequest) -> LoadResult:
         """Write the relation to a file, atomically.
@@ -383,8 +449,10 @@ class FileConnector(Connector):
             raise SpecError(f"a file target cannot be a glob: {target!r}")
         final = self.resolve(str(target))
         fmt_param = request.file_format or self.config.file_format
-        fmt = normalize_format(fmt_param) if fmt_param else infer_format(final)
-        _, compression = split_compression(final)
+        encryption = parse_encryption((request.options or {}).get("encryption"))
+        plain = strip_encrypted_suffix(final) if encryption else final
+        fmt = normalize_format(fmt_param) if fmt_param else infer_format(plain)
+        _, compression = split_compression(plain)
         if compression and (fmt in SEEKABLE_FORMATS or compression not in {"gzip"}):
             raise SpecError(
                 f"cannot write {fmt} compressed with {compression}; only csv/tsv/json/jsonl "
@@ -398,6 +466,7 @@ class FileConnector(Connector):
         parent = posixpath.dirname(final)
         fs.makedirs(parent, exist_ok=True)
         self._check_links(final, str(target))
+        self.remove_stale_temps(parent, f"{posixpath.basename(final)}.tmp-")
         temp = posixpath.join(parent, f".{posixpath.basename(final)}.tmp-{uuid.uuid4().hex}")
         appending = mode == "append" and fs.exists(final) and fs.size(final) > 0
         batch_size = max(1, int(request.batch_size or 50_000))
@@ -477,21 +546,6 @@ class FileConnector(Connector):
         filesystem with this connector's read options (block size, read cache)."""
         return self.filesystem().open(path, "rb", **self.read_options())
 
-    def _opener(self, path: str, fmt: str) -> Opener:
-        """A callable opening the (decompressed) content of ``path`` for reading."""
-        _, compression = split_compression(path)
-
-        def open_file() -> IO[bytes]:
-            f = self.open_raw(path)
-            if compression:
-                f = compr[compression](f, mode="rb")
-            if compression and fmt in SEEKABLE_FORMATS:
-                with f:
-                    return io.BytesIO(f.read())
-            return f
-
-        return open_file
-
     # ------------------------------------------------------------------ writing helpers
 
     def _write_temp(
@@ -514,6 +568,12 @@ class FileConnector(Connector):
         delimiter = {"\\t": "\t", "tab": "\t"}.get(delimiter, delimiter)
         encoding = normalize_encoding(options.get("encoding") or "utf8")
 
+        encryption = parse_encryption(options.get("encryption"))
+        if existing and encryption:
+            raise LoadError(
+                f"appending to an encrypted file ({shown}) is not supported; use write_mode "
+                "overwrite (object stores and SFTP/FTP append a new encrypted part file)"
+            )
         prior = None
         header = bool(options.get("header", True))
         if existing and fmt in ("csv", "tsv") and header:
@@ -530,9 +590,9 @@ class FileConnector(Connector):
                     f"cannot append to {shown}: not a readable parquet file ({exc})"
                 ) from exc
             schema = _match_parquet(prior.schema_arrow, schema, shown)
-        elif existing and fmt == "excel":
+        elif existing and fmt in ("excel", "xml"):
             raise LoadError(
-                f"appending to an Excel file ({shown}) is not supported; use write_mode overwrite"
+                f"appending to an {fmt} file ({shown}) is not supported; use write_mode overwrite"
             )
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -540,14 +600,17 @@ class FileConnector(Connector):
                 yield conform(batch, schema)
 
         with fs.open(temp, "wb") as raw:
-            if existing and fmt in ("csv", "tsv", "jsonl"):
+            if existing and fmt in ("csv", "tsv", "jsonl", "fixed_width"):
                 self._copy_raw(existing, raw, compression)
             sink: Any = raw
+            sealed = None
+            if encryption:
+                sealed = sink = FernetWriter(raw, fernet_stream.keys()[0])
             gz = None
             if compression == "gzip":
                 import gzip
 
-                gz = gzip.GzipFile(fileobj=raw, mode="wb", filename="")
+                gz = gzip.GzipFile(fileobj=sink, mode="wb", filename="")
                 sink = gz
             try:
                 if fmt in ("csv", "tsv"):
@@ -573,6 +636,17 @@ class FileConnector(Connector):
                         compression=str(options.get("compression") or "snappy"),
                         prior=prior,
                     )
+                elif fmt == "xml":
+                    rows = write_xml(sink, batches(), schema, **xml_options(options))
+                elif fmt == "fixed_width":
+                    rows = write_fixed_width(
+                        sink,
+                        batches(),
+                        schema,
+                        widths=fixed_widths(options),
+                        header=bool(options.get("header", False)),
+                        encoding=encoding,
+                    )
                 else:
                     rows = write_excel(
                         sink,
@@ -583,6 +657,8 @@ class FileConnector(Connector):
             finally:
                 if gz is not None:
                     gz.close()
+                if sealed is not None:
+                    sealed.close()
                 if prior is not None:
                     prior.close()
             raw.flush()

@@ -304,6 +304,8 @@ class RemoteFileConnector(FileConnector):
         if mode == "append" and target and not has_glob(str(target)):
             part = part_path(str(target), request.run_id)
             with self.errors("write"):
+                # parts are named per run: a killed run's temporary part is any ".part-*.tmp-"
+                self.remove_stale_temps(posixpath.dirname(self.resolve(part)), "part-")
                 result = super().write(relation, replace(request, path=part,
                                                          write_mode="overwrite"))
             result.extra.update({"write_mode": "append", "part": result.location})

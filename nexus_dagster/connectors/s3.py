@@ -21,11 +21,13 @@ Example:
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any, ClassVar
 
 import fsspec
 from pydantic import Field, SecretStr
 
+from nexus_dagster.connectors.file import is_temp_file
 from nexus_dagster.connectors.remote import (
     DEFAULT_BLOCK_SIZE,
     ObjectStoreParams,
@@ -83,6 +85,24 @@ class S3Connector(RemoteFileConnector):
             default_block_size=c.block_size or DEFAULT_BLOCK_SIZE,
             skip_instance_cache=True,
         )
+
+
+    def remove_stale_temps(self, folder: str, prefix: str) -> list[str]:
+        """Also abort the unfinished multipart uploads of those temporary objects: a write
+        killed mid-upload leaves no object, only parts the bucket keeps (and bills) until
+        the upload is aborted."""
+        removed = super().remove_stale_temps(folder, prefix)
+        fs = self.filesystem()
+        bucket, _, key_folder = folder.strip("/").partition("/")
+        start = posixpath.join(key_folder, f".{prefix}") if key_folder else f".{prefix}"
+        listed = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=start)
+        for upload in listed.get("Uploads", []):
+            key = upload["Key"]
+            if posixpath.dirname(key) == key_folder and is_temp_file(key):
+                fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key,
+                           UploadId=upload["UploadId"])
+                removed.append(f"{bucket}/{key}")
+        return removed
 
 
 def _plain(value: SecretStr | None) -> str | None:

@@ -40,6 +40,7 @@ from nexus_dagster.dagster import (
     notifications,
     partitions,
     resources,
+    rule_checks,
     sensors,
     triggers,
 )
@@ -51,6 +52,7 @@ from nexus_dagster.spec.connections import resolve_connection
 from nexus_dagster.spec.loader import JobSpec, Project, load_project
 from nexus_dagster.spec.models import DataSource, DataTarget, ETLJob
 from nexus_dagster.spec.operations import parse_duration
+from nexus_dagster.transforms.rules_sql import RuleGateError
 
 CURSOR_KEY = "nexus/cursor"
 STATE_KEY = "nexus/state"
@@ -216,7 +218,8 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
         target_specs.append(
             dg.AssetSpec(
                 assets.key(job, target),
-                deps=[*source_keys, *(dg.AssetKey.from_user_string(d) for d in target.deps)],
+                deps=[*lineage.target_deps(job, target, source_key_by_name),
+                      *(dg.AssetKey.from_user_string(d) for d in target.deps)],
                 description=translator.description(target),
                 group_name=translator.endpoint_group(job, target),
                 kinds=translator.kinds(target, params),
@@ -232,12 +235,14 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
     target_key_by_name = {t.name: s.key for t, s in zip(job.targets, target_specs, strict=True)}
     legacy_keys = {s.name: dg.AssetKey([job.key, s.name]) for s in job.sources}
     planned_checks = checks.plan(job, target_key_by_name)
+    planned_rules = rule_checks.plan(job, target_key_by_name)
     partitions_def = partitions.partitions_def(job)
     job_resources = resources.job_resources(job, connections)
 
     @dg.multi_asset(
         specs=target_specs,
-        check_specs=checks.check_specs(planned_checks, partitions_def),
+        check_specs=[*checks.check_specs(planned_checks, partitions_def),
+                     *rule_checks.check_specs(planned_rules, partitions_def)],
         partitions_def=partitions_def,
         name=f"{job.key}__etl",
         description=job.description or f"Extract, transform and load job {job.key}",
@@ -255,6 +260,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
         opener = resources.endpoint_opener(job, spec.root, context.resources,
                                             job_resources)
         trail = audit.AuditTrail(spec, context.run.run_id, log=context.log)
+        rule_counts = None
         try:
             trail.started()
             # cursors are read after the locks are taken, and the new ones are yielded (so
@@ -277,6 +283,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
                     opener=opener,
                 ):
                     if isinstance(event, TargetLoaded):
+                        rule_counts = event.rules
                         record = trail.loaded(event)
                         key = target_key_by_name[event.target.name]
                         result = _target_result(key, job.key, event)
@@ -286,13 +293,19 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
                     else:
                         yield _source_event(source_key_by_name[event.source.name], job.key,
                                             event)
+            if rule_counts is not None:
+                yield from rule_checks.results(planned_rules, rule_counts)
             yield from checks.evaluate(spec, opener, planned_checks, window, context.log)
             trail.ended("success")
         except Exception as exc:
+            if isinstance(exc, RuleGateError):  # the rules' check results, then the failure
+                yield from rule_checks.results(planned_rules, exc.counts, stopped=True)
             message = secrets.mask(f"{type(exc).__name__}: {exc}")
             context.log.error(secrets.mask("".join(traceback.format_exception(exc))))
             trail.ended_after_error(message)
-            raise guards.step_failure(exc, message) from None
+            max_retries = job.retries.max_retries if job.retries else 0
+            raise guards.step_failure(exc, message, context.retry_number + 1,
+                                      max_retries or 0) from None
 
     if job.parallel:
         executor = dg.multiprocess_executor.configured({"max_concurrent": job.max_workers})
@@ -318,7 +331,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
                 default_status=_schedule_status(job),
             )
         )
-    built.sensors += notifications.notification_sensors(job, asset_job)
+    built.sensors += notifications.notification_sensors(job, [s.key for s in target_specs])
     built.sensors += trigger.sensors(asset_job, [s.key for s in target_specs])
     if job.sensor is not None and job.sensor.new_files:
         built.sensors.append(sensors.new_file_sensor(spec, asset_job, job_resources))
@@ -372,6 +385,8 @@ def _target_result(key: dg.AssetKey, job: str, event: TargetLoaded) -> dg.Materi
         metadata["nexus/rows_inserted"] = result.rows_inserted
     if result.rows_updated is not None:
         metadata["nexus/rows_updated"] = result.rows_updated
+    if event.rules is not None:
+        metadata.update(rule_checks.metadata(event.rules))
     for name in ("rows_unchanged", "rows_replaced", "rows_closed", "rows_closed_missing",
                  "rows_deleted", "rows_deleted_where",
                  "rows_sent", "rows_failed", "requests", "retries", "requests_failed"):

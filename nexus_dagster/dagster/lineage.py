@@ -11,7 +11,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from nexus_dagster.spec.models import ETLJob
-from nexus_dagster.transforms.column_lineage import column_lineage
+from nexus_dagster.transforms.column_lineage import column_lineage, upstream_sources
+
+
+def target_deps(job: ETLJob, target, source_keys: Mapping[str, object]) -> list:
+    """The asset keys of the sources whose rows reach a target through its ``input`` (all
+    the job's sources feeding the last step by default), without repeats.
+
+    Args:
+        job: the job.
+        target: one of its targets.
+        source_keys: source name -> its asset key.
+    """
+    names = upstream_sources(job.ordered_transformations(), [s.name for s in job.sources],
+                             target.input)
+    return list(dict.fromkeys(source_keys[name] for name in names))
 
 
 def with_lineage(result, job: ETLJob, event, source_keys: Mapping[str, object],
@@ -31,7 +45,8 @@ def with_lineage(result, job: ETLJob, event, source_keys: Mapping[str, object],
     columns = {name: list(schema.names) for name, schema in event.source_schemas.items()}
     extra: dict[str, object] = {}
     if columns:
-        deps = column_lineage(job.ordered_transformations(), columns, event.schema.names)
+        deps = column_lineage(job.ordered_transformations(), columns, event.schema.names,
+                              event.target.input)
         extra["dagster/column_lineage"] = dg.TableColumnLineage({
             out: [dg.TableColumnDep(source_keys[s], c) for s, c in sorted(found)]
             for out, found in deps.items() if found

@@ -1,7 +1,9 @@
 """Spec ``notifications`` -> Dagster run status sensors that send email, Slack and webhooks.
 
-The daemon evaluates the sensors; each finished run of the job (failure or success, as the
-spec asks) sends one message naming the job, the run id, the status, an error summary (masked,
+The daemon evaluates the sensors; each finished run that materializes the job's targets
+(failure or success, as the spec asks), however it was launched (the job itself, the UI's
+"Materialize" on the assets, an asset backfill, automation, another job selecting them), sends
+one message naming the job, the run id, the status, an error summary (masked,
 first lines only) and a link to the run in the Dagster UI.
 
 Settings come from the environment, never from the spec:
@@ -18,7 +20,7 @@ Settings come from the environment, never from the spec:
 =============================  ===============================================================
 
 Example:
-    >>> sensors = notification_sensors(job, asset_job)   # from the factory
+    >>> sensors = notification_sensors(job, target_keys)   # from the factory
     >>> send(Message(job="orders", run_id="abc", status="FAILURE", error="...", url="..."),
     ...      job.notifications.on_failure)  # doctest: +SKIP
 """
@@ -199,44 +201,61 @@ def _loopback(host: str | None) -> bool:
 
 
 # ----------------------------------------------------------------------------- sensors
-def notification_sensors(job: ETLJob, asset_job) -> list[dg.SensorDefinition]:
-    """One run status sensor per configured status (``on_failure``, ``on_success``)."""
+def materializes(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, job: ETLJob, keys: set[dg.AssetKey]
+) -> bool:
+    """True when ``run`` materializes (or was to materialize) any of the job's target ``keys``:
+    a run of the job itself, a run whose asset selection holds one, or (a run of a job with
+    no explicit selection) one that planned one's materialization."""
+    if run.job_name == job.key:
+        return True
+    if run.asset_selection is not None:
+        return bool(set(run.asset_selection) & keys)
+    planned = instance.get_records_for_run(
+        run_id=run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED, limit=1000
+    ).records
+    return any(r.event_log_entry.dagster_event.asset_key in keys for r in planned
+               if r.event_log_entry.dagster_event is not None)
+
+
+def notification_sensors(
+    job: ETLJob, target_keys: list[dg.AssetKey]
+) -> list[dg.SensorDefinition]:
+    """One run status sensor per configured status (``on_failure``, ``on_success``); each
+    watches every job of the code location and notifies for the runs that materialize the
+    job's targets (:func:`materializes`)."""
+    keys = set(target_keys)
     status = dg.DefaultSensorStatus.RUNNING if job.enabled else dg.DefaultSensorStatus.STOPPED
-    sensors: list[dg.SensorDefinition] = []
-    channels = job.notifications.by_status()
-    if "failure" in channels:
-        on_failure = channels["failure"]
+    run_statuses = {"failure": dg.DagsterRunStatus.FAILURE, "success": dg.DagsterRunStatus.SUCCESS}
+    return [_status_sensor(job, keys, run_statuses[word], channels, status)
+            for word, channels in job.notifications.by_status().items()]
 
-        @dg.run_failure_sensor(
-            name=f"{job.key}_on_failure",
-            minimum_interval_seconds=SENSOR_INTERVAL,
-            monitored_jobs=[asset_job],
-            default_status=status,
-            description=f"Notify {_who(on_failure)} when {job.key} fails",
-        )
-        def _failure(context: dg.RunFailureSensorContext) -> None:
-            run_id = context.dagster_run.run_id
-            send(Message(job.key, run_id, "FAILURE", error_summary(_failure_text(context)),
-                         run_url(run_id)), on_failure)
 
-        sensors.append(_failure)
-    if "success" in channels:
-        on_success = channels["success"]
+def _status_sensor(
+    job: ETLJob, keys: set[dg.AssetKey], run_status: dg.DagsterRunStatus, channels: Channels,
+    default_status: dg.DefaultSensorStatus,
+) -> dg.SensorDefinition:
+    """The ``{job}_on_failure`` / ``{job}_on_success`` sensor: for each run of ``run_status``
+    that materializes the job's targets, one message to ``channels`` (with the error summary
+    for a failure)."""
+    failure = run_status == dg.DagsterRunStatus.FAILURE
 
-        @dg.run_status_sensor(
-            run_status=dg.DagsterRunStatus.SUCCESS,
-            name=f"{job.key}_on_success",
-            minimum_interval_seconds=SENSOR_INTERVAL,
-            monitored_jobs=[asset_job],
-            default_status=status,
-            description=f"Notify {_who(on_success)} when {job.key} succeeds",
-        )
-        def _success(context: dg.RunStatusSensorContext) -> None:
-            run_id = context.dagster_run.run_id
-            send(Message(job.key, run_id, "SUCCESS", None, run_url(run_id)), on_success)
+    @dg.run_status_sensor(
+        run_status=run_status,
+        name=f"{job.key}_on_{run_status.value.lower()}",
+        minimum_interval_seconds=SENSOR_INTERVAL,
+        default_status=default_status,
+        description=f"Notify {_who(channels)} when a run materializing {job.key}'s "
+                    f"targets {'fails' if failure else 'succeeds'}",
+    )
+    def _notify(context: dg.RunStatusSensorContext) -> None:
+        if not materializes(context.instance, context.dagster_run, job, keys):
+            return
+        run_id = context.dagster_run.run_id
+        error = error_summary(_failure_text(context.for_run_failure())) if failure else None
+        send(Message(job.key, run_id, run_status.value, error, run_url(run_id)), channels)
 
-        sensors.append(_success)
-    return sensors
+    return _notify
 
 
 def _who(channels: Channels) -> str:

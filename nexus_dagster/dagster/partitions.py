@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.spec.models import ETLJob
 
 _CLASSES = {
@@ -30,6 +31,15 @@ def partitions_def(job: ETLJob) -> dg.TimeWindowPartitionsDefinition | None:
     return _CLASSES[spec.cadence](
         start_date=spec.start, timezone=job.timezone or "UTC", end_offset=spec.end_offset
     )
+
+
+def backfill_policy(job: ETLJob) -> dg.BackfillPolicy:
+    """How a backfill runs: ONE run for a whole range when every target replaces a window in
+    one transaction (``supports_replace_range``: a range of partitions is one window),
+    otherwise one run per partition."""
+    if all(connector_class(t.target_type).supports_replace_range for t in job.targets):
+        return dg.BackfillPolicy.single_run()
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 
 
 def window(context: dg.AssetExecutionContext) -> tuple[str, str] | None:

@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors.base import Connector, Cursor, ReadRequest, WriteRequest
+from nexus_dagster.connectors.base import (
+    ChangeCapture,
+    Connector,
+    Cursor,
+    ReadRequest,
+    Scd2Options,
+    WriteRequest,
+)
 from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.spec.api_fields import endpoint_params
 from nexus_dagster.spec.connections import endpoint_role, endpoint_type, resolve_connection
@@ -31,6 +38,7 @@ __all__ = [
     "open_endpoint",
     "read_back_request",
     "read_request",
+    "scd2_options",
     "write_request",
 ]
 
@@ -85,6 +93,7 @@ def read_request(
         batch_size=source.batch_size,
         cursor=cursor,
         state=state,
+        cdc=ChangeCapture(source.publication or "", source.slot or "") if source.cdc else None,
     )
 
 
@@ -105,8 +114,10 @@ def write_request(
     *,
     run_id: str | None = None,
     replace_range: tuple[str, Any, Any] | None = None,
+    change_column: str | None = None,
 ) -> WriteRequest:
-    """What a target is asked to do."""
+    """What a target is asked to do (``change_column``: the data is a change stream whose
+    operation is in that column; see ``WriteRequest.change_column``)."""
     return WriteRequest(
         table=target.table,
         path=connector.resolve_path(target.file_path, Path(root)),
@@ -117,4 +128,22 @@ def write_request(
         batch_size=target.batch_size,
         run_id=run_id,
         replace_range=replace_range,
+        scd2=scd2_options(target),
+        max_delete_fraction=target.max_delete_fraction,
+        delete_where=target.delete_where,
+        change_column=change_column,
+    )
+
+
+def scd2_options(target: DataTarget) -> Scd2Options | None:
+    """The connector's SCD2 settings of a ``write_mode: scd2`` target, else None."""
+    if str(target.write_mode) != "scd2":
+        return None
+    spec = target.scd2_settings()
+    return Scd2Options(
+        valid_from=spec.valid_from,
+        valid_to=spec.valid_to,
+        is_current=spec.is_current,
+        compare_columns=tuple(spec.compare_columns) if spec.compare_columns else None,
+        close_missing=spec.close_missing,
     )

@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from nexus_dagster.connectors.base import LoadResult
 from nexus_dagster.spec.models import DataSource, DataTarget
+from nexus_dagster.transforms.rules_sql import RuleCounts
 
 __all__ = ["Event", "SourceExtracted", "TargetLoaded"]
 
@@ -28,6 +29,8 @@ class TargetLoaded:
     rows_transformed: int
     #: source name -> the schema it was read with (for column lineage)
     source_schemas: dict[str, pa.Schema] = field(default_factory=dict)
+    #: what the job's row rules found (rows passed / quarantined per rule), None without rules
+    rules: RuleCounts | None = None
 
 
 @dataclass
@@ -40,6 +43,9 @@ class SourceExtracted:
     cursor_before: dict[str, Any] | None
     cursor_after: dict[str, Any] | None
     state: dict[str, Any] | None = None
+    #: what the source's ``after_load`` did (``files_deleted``, ``files_moved``,
+    #: ``rows_deleted``), None without one
+    after_load: dict[str, int] | None = None
 
 
 #: what :func:`nexus_dagster.run.execute` yields

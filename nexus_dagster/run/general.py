@@ -3,14 +3,19 @@
 Sources are read as lazy relations (filtered by the cursor when the connector cannot filter
 itself), the transformation chain runs in DuckDB over their streams, and the result is loaded
 into each target in turn (spooled to a temporary Parquet file when there are several, so every
-target gets the same rows). Sources are acknowledged and reported only after every target
-committed. It takes every job, so it is the last planner.
+target gets the same rows). A target with an ``input`` loads that step's result (or a source's
+raw rows); each step still computes once (``transform_outputs``). With row ``rules`` the good
+targets' rows are split once into good and rejected rows before any target is written
+(:mod:`~nexus_dagster.run.quarantine`), and the quarantine target commits first. Sources are
+acknowledged and reported only after every target committed. It takes every job, so it is the
+last planner.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
-import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +25,10 @@ import pyarrow.parquet as pq
 
 from nexus_dagster import secrets
 from nexus_dagster.connectors.base import Connector
+from nexus_dagster.connectors.sql.change_capture import OP_COLUMN
 from nexus_dagster.relation import Relation
 from nexus_dagster.run import prefetch
+from nexus_dagster.run.after_load import KeyCollector, finish_source, key_collector
 from nexus_dagster.run.cursors import (
     RowCounter,
     filter_cursor,
@@ -32,8 +39,15 @@ from nexus_dagster.run.cursors import (
 from nexus_dagster.run.endpoints import read_request, write_request
 from nexus_dagster.run.events import Event, SourceExtracted, TargetLoaded
 from nexus_dagster.run.plan import RunContext
+from nexus_dagster.run.quarantine import QUARANTINE_OUTPUT, load_order, output_key
+from nexus_dagster.scratch import make_scratch_folder
+from nexus_dagster.transforms.rules_sql import split_rows
+from nexus_dagster.transforms.spool import spooled
 
-__all__ = ["GeneralPlan", "plan", "replace_range", "transform_settings"]
+__all__ = ["PLAN_NAME", "GeneralPlan", "plan", "replace_range", "transform_settings"]
+
+#: what a target loaded by this plan records as ``nexus/plan``
+PLAN_NAME = "general"
 
 
 def plan(context: RunContext) -> GeneralPlan:
@@ -89,15 +103,18 @@ class GeneralPlan:
 
     def run(self) -> Iterator[Event]:
         """Load every target, then report every source (see the module docstring)."""
-        from nexus_dagster.transforms.chain import apply_transformations
+        from nexus_dagster.transforms.chain import apply_transformations, transform_outputs
 
         context = self.context
         spec, log, window = context.spec, context.log, context.window
         job = spec.job
+        started = dt.datetime.now(dt.UTC)
         opened: list[Connector] = []
         spool_dir: Path | None = None
         try:
             sources: dict[str, tuple[Connector, Relation, RowCounter]] = {}
+            requests: dict[str, Any] = {}
+            collectors: dict[str, KeyCollector | None] = {}
             for source in job.sources:
                 connector = context.open(source)
                 opened.append(connector)
@@ -115,27 +132,58 @@ class GeneralPlan:
                 filtered = relation
                 if cursor and not connector.supports_incremental:
                     filtered = filter_cursor(relation, cursor, source.name)
+                requests[source.name] = request
+                collectors[source.name] = key_collector(source, filtered)
+                if collectors[source.name] is not None:
+                    filtered = collectors[source.name].wrapped()
                 sources[source.name] = (
                     connector, relation, RowCounter(filtered, source.incremental_column)
                 )
 
             inputs = {name: counter.wrapped() for name, (_, _, counter) in sources.items()}
             steps = job.ordered_transformations()
-            if steps or len(inputs) > 1:
-                batch_size = max(s.batch_size for s in job.sources)
-                result = apply_transformations(inputs, steps, batch_size=batch_size,
-                                               **transform_settings(spec))
+            batch_size = max(s.batch_size for s in job.sources)
+            last = steps[-1].name if steps else None
+            readers = Counter(t.input or last for t in job.targets
+                              if output_key(job, t, last) != QUARANTINE_OUTPUT)
+            if any(key != last for key in readers):
+                # targets write different steps (or raw sources): each step computes once
+                spool_dir = make_scratch_folder("nexus-spool-")
+                results = transform_outputs(inputs, steps, list(readers), spool_dir,
+                                            batch_size=batch_size, **transform_settings(spec))
+            elif steps or len(inputs) > 1:
+                results = {last: apply_transformations(inputs, steps, batch_size=batch_size,
+                                                       **transform_settings(spec))}
             else:
-                result = next(iter(inputs.values()))
-            out = RowCounter(result)
-            result = out.wrapped()
-            # file sources read ahead on a thread while targets write (same batches, same order)
-            result = prefetch.for_sources(result, [c for c, _, _ in sources.values()])
-            if len(job.targets) > 1:
-                spool_dir = Path(tempfile.mkdtemp(prefix=f"nexus-{job.key}-"))
-                result = _spool(result, spool_dir)
+                results = {last: next(iter(inputs.values()))}
+            outputs: dict[str | None, tuple[Relation, RowCounter]] = {}
+            for index, (key, result) in enumerate(results.items()):
+                out = RowCounter(result)
+                result = out.wrapped()
+                # file sources read ahead on a thread while targets write (same batches, order)
+                result = prefetch.for_sources(result, [c for c, _, _ in sources.values()])
+                shared = readers[key] > 1 and not job.rules  # rules: spooled by the split
+                if shared and len(results) > 1:
+                    result = spooled(result, spool_dir / f"output_{index}.arrow")
+                elif shared:
+                    spool_dir = make_scratch_folder("nexus-spool-")
+                    result = _spool(result, spool_dir)
+                outputs[key] = (result, out)
+            rule_counts = None
+            if job.rules:
+                # the good targets' rows split once by the rules, before any target is written
+                # (an action: fail rule raises here); see run/quarantine.py
+                key, (result, out) = next(iter(outputs.items()))
+                spool_dir = spool_dir or make_scratch_folder("nexus-spool-")
+                split = split_rows(result, job.rules, spool_dir, started, batch_size=batch_size,
+                                   **transform_settings(spec))
+                outputs = {key: (split.good, out), QUARANTINE_OUTPUT: (split.rejected, out)}
+                rule_counts = split.counts
 
-            for target in job.targets:
+            # a cdc source's rows are changes: upsert/sync targets apply them by _op
+            changes = OP_COLUMN if any(source.cdc for source in job.sources) else None
+            for target in load_order(job):
+                result, out = outputs[output_key(job, target, last)]
                 connector = context.open(target)
                 opened.append(connector)
                 if log:
@@ -144,8 +192,10 @@ class GeneralPlan:
                         f"{target.table or target.file_path} in {connector.describe()}"
                     ))
                 request = write_request(target, connector, spec.root, run_id=context.run_id,
-                                        replace_range=replace_range(job, window))
+                                        replace_range=replace_range(job, window),
+                                        change_column=changes)
                 loaded = connector.write(result, request)
+                loaded.extra.setdefault("plan", PLAN_NAME)
                 yield TargetLoaded(
                     target=target,
                     result=loaded,
@@ -153,12 +203,17 @@ class GeneralPlan:
                     rows_extracted=sum(c.rows for _, _, c in sources.values()),
                     rows_transformed=out.rows,
                     source_schemas={n: rel.schema for n, (_, rel, _) in sources.items()},
+                    rules=rule_counts,
                 )
 
             # every target committed: sources may now let go of what they read
             for source in job.sources:
                 connector, relation, counter = sources[source.name]
                 connector.acknowledge(relation)
+                done = finish_source(source, connector, relation, requests[source.name],
+                                     collectors[source.name], counter.cursor_max, spec.root)
+                if done is not None and log:
+                    log.info(f"after_load {source.name}: {done}")
                 before = context.stored_cursors.get(source.name)
                 yield SourceExtracted(
                     source=source,
@@ -168,6 +223,7 @@ class GeneralPlan:
                     cursor_after=None if window is not None
                     else next_cursor(source, counter, before),
                     state=relation.stats.get("state"),
+                    after_load=done,
                 )
         finally:
             for connector in opened:

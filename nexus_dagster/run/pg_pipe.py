@@ -12,7 +12,8 @@ computed by running the transformation engine on no rows). Write modes, table cr
 and failure safety are the :class:`~nexus_dagster.connectors.database.DatabaseConnector`'s own:
 only its bulk step is replaced by the pipe (its public ``bulk_load`` hook).
 
-Anything else (other systems, several sources or targets, other steps, partition runs, sensor
+Anything else (other systems, several sources or targets, a target reading another step than
+the last (``input``), other steps, partition runs, sensor
 file runs, source options, column types whose text form differs between the paths) is left to
 the next plan. ``NEXUS_PUSHDOWN=0`` turns this plan off.
 """
@@ -43,9 +44,11 @@ from nexus_dagster.transforms.expressions import sqlalchemy_type
 from nexus_dagster.transforms.portable import portable_steps
 from nexus_dagster.transforms.sql_builder import SqlBuilder
 
-__all__ = ["ENV_SWITCH", "PUSHABLE_OIDS", "PgPipePlan", "enabled", "plan", "render"]
+__all__ = ["ENV_SWITCH", "PLAN_NAME", "PUSHABLE_OIDS", "PgPipePlan", "enabled", "plan", "render"]
 
 ENV_SWITCH = "NEXUS_PUSHDOWN"
+#: what a target loaded by this plan records as ``nexus/plan``
+PLAN_NAME = "pg_copy_pipe"
 
 #: PostgreSQL type OIDs whose values take the same path through both ways of running a job:
 #: bool, int2/4/8, float4/8, text, varchar, date, timestamp, timestamptz, numeric(p, s)
@@ -107,7 +110,8 @@ class PgPipePlan:
             sa.type_coerce(base.c[f.name], sqlalchemy_type(f.type)).label(f.name)
             for f in self.relation.schema
         ]).subquery("nexus_typed")
-        built = SqlBuilder({"src": typed}, ["src"]).build(self.steps)
+        name = self.context.spec.job.sources[0].name  # steps may read it by name (input)
+        built = SqlBuilder({name: typed}, [name]).build(self.steps)
         out = built.subquery("nexus_out")
         final = sa.select(*[sa.cast(out.c[c], table.c[c].type).label(c) for c in columns])
         return render(self.source, final)
@@ -140,6 +144,8 @@ class PgPipePlan:
             loaded: LoadResult = self.target.write(empty, request, bulk_load=self.bulk_load)
             extracted = self.copied.source_rows if self.copied else 0
             loaded.extra["pushdown"] = True
+            loaded.extra["plan"] = PLAN_NAME
+            loaded.extra["bulk_load"] = "COPY binary pipe"
             yield TargetLoaded(
                 target=target_spec,
                 result=loaded,
@@ -183,12 +189,20 @@ def plan(context: RunContext) -> PgPipePlan | None:
         return None
     if len(job.sources) != 1 or len(job.targets) != 1:
         return None
+    steps = job.ordered_transformations()
+    if job.targets[0].input not in (None, steps[-1].name if steps else None):
+        return None  # the target writes an earlier step's result or the raw rows
     source_spec, target_spec = job.sources[0], job.targets[0]
     if source_spec.source_type != "database" or target_spec.target_type != "database":
         return None
     if source_spec.options or target_spec.options or not target_spec.table:
         return None
-    steps = job.ordered_transformations()
+    if source_spec.after_load is not None:  # deleting what was read needs the rows' keys
+        return None
+    if source_spec.cdc:  # changes come from logical replication, not a query
+        return None
+    if job.rules:  # row rules split (or gate) the rows before any target is written
+        return None
     opened: list[Connector] = []
     try:
         source = context.open(source_spec)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from nexus_dagster.connectors.registry import connector_types
 from nexus_dagster.errors import SpecError, SpecProblem
 from nexus_dagster.spec.engine_settings import EngineSettings
+from nexus_dagster.spec.load_options import AfterLoadSpec, Scd2Spec
 from nexus_dagster.spec.models import (
     AggregateConfig,
     Connection,
@@ -39,7 +40,11 @@ from nexus_dagster.spec.models import (
     Transformation,
 )
 from nexus_dagster.spec.operations import CheckSpec, FreshnessSpec, PartitionsSpec, TriggerSpec
+from nexus_dagster.spec.select_config import SelectConfig
 from nexus_dagster.spec.validate import check_project, unregistered_type
+from nexus_dagster.spec.validate_partial import PartialJob, partial_job
+from nexus_dagster.spec.validate_values import shown_value
+from nexus_dagster.spec.window_config import WindowConfig
 
 CONNECTIONS_FILE = "connections.yaml"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -55,6 +60,8 @@ _CONFIG_MODELS: dict[str, type[BaseModel]] = {
     "pivot": PivotConfig,
     "join": JoinConfig,
     "custom_code": CustomCodeConfig,
+    "window": WindowConfig,
+    "select": SelectConfig,
 }
 _CHILD_MODELS: dict[str, type[BaseModel]] = {
     "sources": DataSource,
@@ -67,6 +74,8 @@ _CHILD_MODELS: dict[str, type[BaseModel]] = {
     "sensor": SensorSpec,
     "checks": CheckSpec,
     "freshness": FreshnessSpec,
+    "scd2": Scd2Spec,
+    "after_load": AfterLoadSpec,
 }
 
 
@@ -129,8 +138,10 @@ class Project:
         for spec in self.jobs:
             if spec.job.key == name or spec.job.name == name:
                 return spec
-        known = ", ".join(sorted(s.job.key for s in self.jobs)) or "none"
-        raise SpecError(f"no job named {name!r}; jobs: {known}")
+        keys = sorted(s.job.key for s in self.jobs)
+        close = difflib.get_close_matches(name, keys, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise SpecError(f"no job named {name!r}; {hint}jobs: {', '.join(keys) or 'none'}")
 
 
 # ------------------------------------------------------------------------------- YAML parsing
@@ -256,6 +267,17 @@ def _model_at(root: type[BaseModel], loc: tuple[str | int, ...], data: Any) -> t
     return model
 
 
+def suggested_field(data: Any, loc: Iterable[str | int]) -> str | None:
+    """The field of the job model a misspelled key at ``loc`` most likely means (difflib)."""
+    loc = _clean_loc(loc)
+    if not loc:
+        return None
+    model = _model_at(ETLJob, loc, data)
+    known = [n for n in model.model_fields if n != "kind"]
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return close[0] if close else None
+
+
 def _fix_for(error: dict[str, Any], loc: tuple[str | int, ...], model: type[BaseModel]) -> str:
     kind = error["type"]
     last = loc[-1] if loc else ""
@@ -267,7 +289,10 @@ def _fix_for(error: dict[str, Any], loc: tuple[str | int, ...], model: type[Base
     if kind == "missing":
         return f"add {last!r}"
     if kind in ("enum", "literal_error"):
-        return "use one of the listed values"
+        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        close = difflib.get_close_matches(str(error.get("input")), expected, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return f"{hint}use one of the listed values"
     if kind == "string_pattern_mismatch":
         return "use letters, digits and underscores, starting with a letter"
     if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "dict_")):
@@ -364,7 +389,15 @@ def load_connections(path: Path) -> tuple[dict[str, Connection], SpecFile, list[
 
 def load_job_file(path: Path, root: Path) -> tuple[JobSpec | None, list[SpecProblem]]:
     """Parse and validate one job spec file (model-level checks only)."""
-    spec = parse_yaml(path)
+    job, problems, _ = _load_job_file(parse_yaml(path), root)
+    return job, problems
+
+
+def _load_job_file(
+    spec: SpecFile, root: Path
+) -> tuple[JobSpec | None, list[SpecProblem], tuple[JobSpec, PartialJob] | None]:
+    """(job, model problems, the valid part of a job with model errors and its mapping)."""
+    path = spec.path
     if not isinstance(spec.data, dict):
         return None, [
             SpecProblem(
@@ -373,13 +406,28 @@ def load_job_file(path: Path, root: Path) -> tuple[JobSpec | None, list[SpecProb
                 line=1,
                 fix="start the file with `name: my_job`",
             )
-        ]
+        ], None
     try:
         job = ETLJob.model_validate(spec.data)
     except ValidationError as exc:
-        # the project checks need a valid model; report unknown types now, with the rest
-        return None, problems_from_validation(exc, spec, ETLJob) + type_name_problems(spec)
-    return JobSpec(job=job, file=path, root=root, source=spec), []
+        problems = problems_from_validation(exc, spec, ETLJob)
+        part = partial_job(spec.data, suggested_field)
+        if part is None:  # the project checks need a model: report unknown types now
+            return None, problems + type_name_problems(spec), None
+        partial_file = SpecFile(path=path, data=part.data, lines=part.original_lines(spec.lines))
+        partial = JobSpec(job=part.job, file=path, root=root, source=partial_file)
+        dropped = {(g, i) for g, items in part.kept.items()
+                   for i in range(len(spec.data.get(g) or [])) if i not in items}
+        # a dropped item gets no project checks: its unknown type is reported here
+        problems += [p for p in type_name_problems(spec) if _item_of(p.field) in dropped]
+        return None, problems, (partial, part)
+    return JobSpec(job=job, file=path, root=root, source=spec), [], None
+
+
+def _item_of(field: str | None) -> tuple[str, int] | None:
+    """``("sources", 1)`` for a field ``sources[1].x``."""
+    match = re.match(r"^(\w+)\[(\d+)\]", field or "")
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 def type_name_problems(spec: SpecFile) -> list[SpecProblem]:
@@ -420,11 +468,20 @@ def spec_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
     return jobs, connections
 
 
-def collect(paths: Iterable[str | Path]) -> tuple[Project, list[SpecProblem]]:
+def collect(
+    paths: Iterable[str | Path], *, values: bool = False
+) -> tuple[Project, list[SpecProblem]]:
     """Load everything under ``paths`` and return the project and ALL problems found.
 
     Problems include model errors, YAML errors, and the semantic checks of
-    :mod:`nexus_dagster.spec.validate` (references, connector capabilities, cron, ...).
+    :mod:`nexus_dagster.spec.validate` (references, connector capabilities, cron, ...); a job
+    file with model errors is checked too, on the part of it that validates
+    (:mod:`nexus_dagster.spec.validate_partial`).
+
+    Args:
+        paths: spec files or folders.
+        values: set each problem's ``value`` to the offending value of the spec (secrets
+            masked), as ``nexus validate`` shows it.
     """
     paths = [Path(p) for p in paths]
     problems: list[SpecProblem] = []
@@ -437,6 +494,8 @@ def collect(paths: Iterable[str | Path]) -> tuple[Project, list[SpecProblem]]:
     job_files, connection_files = spec_files(existing)
     connections: dict[str, Connection] = {}
     connections_spec: SpecFile | None = None
+    files: dict[str, SpecFile] = {}
+    invalid_connections: set[str] = set()
     for path in connection_files:
         try:
             found, connections_spec, issues = load_connections(path)
@@ -445,23 +504,68 @@ def collect(paths: Iterable[str | Path]) -> tuple[Project, list[SpecProblem]]:
             continue
         connections.update(found)
         problems += issues
+        files[str(path)] = connections_spec
+        data = connections_spec.data if isinstance(connections_spec.data, dict) else {}
+        named = data.get("connections", data) if set(data) == {"connections"} else data
+        invalid_connections |= {str(n) for n in named or {}} - set(found)
     jobs: list[JobSpec] = []
+    partials: list[tuple[JobSpec, PartialJob]] = []
     for path in job_files:
         root = path.resolve().parent.parent
         try:
-            job, issues = load_job_file(path, root)
+            spec = parse_yaml(path)
         except SpecError as exc:
             problems += exc.problems
             continue
+        files[str(path)] = spec
+        job, issues, partial = _load_job_file(spec, root)
         problems += issues
         if job:
             jobs.append(job)
+        if partial:
+            partials.append(partial)
     root = existing[0].resolve() if existing else Path(".").resolve()
     if root.is_file():
         root = root.parent
     project = Project(jobs, connections, connections_spec, root.parent)
     problems += check_project(project)
+    problems += _partial_problems(project, partials, {str(p) for p in problems})
+    problems = [p for p in problems if not _unknown_connection_of(p, invalid_connections)]
+    if values:
+        for problem in problems:
+            spec_file = files.get(problem.file or "")
+            problem.value = shown_value(spec_file.data if spec_file else None, problem.field)
     return project, problems
+
+
+def _partial_problems(
+    project: Project, partials: list[tuple[JobSpec, PartialJob]], known: set[str]
+) -> list[SpecProblem]:
+    """The project checks of the valid parts of job files with model errors, at their original
+    lines and indices (problems already in ``known`` are left out)."""
+    if not partials:
+        return []
+    checked = Project([*project.jobs, *(spec for spec, _ in partials)], project.connections,
+                      project.connections_file, project.root)
+    parts = {str(spec.file): part for spec, part in partials}
+    found = []
+    for problem in check_project(checked):
+        part = parts.get(problem.file or "")
+        if part is not None:
+            problem = part.remap(problem)
+            if part.follows_from_dropped(problem):
+                continue
+        if str(problem) not in known:
+            known.add(str(problem))
+            found.append(problem)
+    return found
+
+
+def _unknown_connection_of(problem: SpecProblem, invalid: set[str]) -> bool:
+    """A "not in connections.yaml" problem about a connection that is there, but invalid
+    (its own problems are reported at connections.yaml)."""
+    return any(problem.message == f"connection {name!r} is not in connections.yaml"
+               for name in invalid)
 
 
 def load_project(paths: str | Path | Iterable[str | Path]) -> Project:

@@ -34,6 +34,7 @@ from pydantic import (
 
 from nexus_dagster.spec.api_fields import ApiSourceFields, ApiTargetFields
 from nexus_dagster.spec.engine_settings import EngineSettings
+from nexus_dagster.spec.load_options import DEFAULT_MAX_DELETE_FRACTION, AfterLoadSpec, Scd2Spec
 from nexus_dagster.spec.operations import (
     CheckSpec,
     FreshnessSpec,
@@ -41,6 +42,9 @@ from nexus_dagster.spec.operations import (
     PartitionsSpec,
     TriggerSpec,
 )
+from nexus_dagster.spec.rules import RuleSpec
+from nexus_dagster.spec.select_config import SelectConfig
+from nexus_dagster.spec.window_config import WindowConfig
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -99,6 +103,8 @@ class TransformationType(StrEnum):
     PIVOT = "pivot"
     JOIN = "join"
     CUSTOM_CODE = "custom_code"
+    WINDOW = "window"
+    SELECT = "select"
 
 
 class WriteMode(StrEnum):
@@ -107,6 +113,10 @@ class WriteMode(StrEnum):
     APPEND = "append"
     OVERWRITE = "overwrite"
     UPSERT = "upsert"
+    #: upsert, then delete the target rows whose keys a full extract no longer has
+    SYNC = "sync"
+    #: slowly changing dimension, type 2: changed rows close their version and add a new one
+    SCD2 = "scd2"
 
 
 class _Model(BaseModel):
@@ -216,17 +226,57 @@ class PivotConfig(_Model):
     _as_list = field_validator("index", mode="before")(_as_list)
 
 
+JOIN_HOWS = ("inner", "left", "right", "outer", "semi", "anti", "cross")
+
+
 class JoinConfig(_Model):
-    """Combine two named sources (or earlier join results) on key columns."""
+    """Combine two named inputs (sources or earlier steps) on key columns, like pandas
+    ``merge``: ``on`` (same names on both sides) or ``left_on``/``right_on`` (one right column
+    per left column); ``how`` inner | left | right | outer | semi (left rows with a match) |
+    anti (left rows without one) | cross (every pair; no keys)."""
 
     kind: Literal["join"] = Field("join", exclude=True, repr=False)
     left: str
     right: str
-    on: StrList
-    how: Literal["inner", "left", "right", "outer"] = "inner"
+    on: StrList | None = None
+    left_on: StrList | None = None
+    right_on: StrList | None = None
+    how: Literal["inner", "left", "right", "outer", "semi", "anti", "cross"] = "inner"
     suffixes: tuple[str, str] = ("_x", "_y")
 
-    _as_list = field_validator("on", mode="before")(_as_list)
+    _as_list = field_validator("on", "left_on", "right_on", mode="before")(_as_list)
+
+    @model_validator(mode="after")
+    def _keys(self) -> JoinConfig:
+        given = [n for n in ("on", "left_on", "right_on") if getattr(self, n) is not None]
+        if self.how == "cross":
+            if given:
+                raise ValueError(
+                    f"a cross join pairs every left row with every right row and takes no "
+                    f"keys: remove {', '.join(given)}"
+                )
+            return self
+        if self.on is not None and (self.left_on is not None or self.right_on is not None):
+            raise ValueError("give either on or left_on/right_on, not both")
+        if self.on is None:
+            if self.left_on is None or self.right_on is None:
+                article = "an" if self.how[0] in "aeiou" else "a"
+                raise ValueError(
+                    f"{article} {self.how} join needs keys: on: [column] (same name on both sides) "
+                    "or left_on: [...] with right_on: [...]"
+                )
+            if len(self.left_on) != len(self.right_on):
+                raise ValueError(
+                    f"left_on has {len(self.left_on)} columns and right_on has "
+                    f"{len(self.right_on)}: give one right column per left column"
+                )
+        return self
+
+    def key_pairs(self) -> list[tuple[str, str]]:
+        """(left column, right column) of each key; empty for a cross join."""
+        if self.on is not None:
+            return [(k, k) for k in self.on]
+        return list(zip(self.left_on or (), self.right_on or (), strict=True))
 
 
 class CustomCodeConfig(_Model):
@@ -244,7 +294,9 @@ TransformConfig = Annotated[
     | DeduplicateConfig
     | PivotConfig
     | JoinConfig
-    | CustomCodeConfig,
+    | CustomCodeConfig
+    | WindowConfig
+    | SelectConfig,
     Field(discriminator="kind"),
 ]
 
@@ -264,6 +316,9 @@ class Transformation(_Model):
     order: int = 0
     enabled: bool = True
     description: str | None = None
+    #: the source or earlier step this step reads (default: the step before it; the first
+    #: step reads the union of the sources)
+    input: str | None = Field(None, pattern=NAME_PATTERN)
 
     @model_validator(mode="before")
     @classmethod
@@ -287,6 +342,15 @@ class Transformation(_Model):
             raise ValueError(
                 f"custom_code is only for transformation_type custom_code, "
                 f"not {self.transformation_type.value}"
+            )
+        if self.input is not None and self.transformation_type in (
+            TransformationType.JOIN, TransformationType.CUSTOM_CODE
+        ):
+            reads = ("left and right" if self.transformation_type == TransformationType.JOIN
+                     else "the step before it as df and every source by its name")
+            raise ValueError(
+                f"input is not for {self.transformation_type.value} steps: it reads {reads}; "
+                "remove input"
             )
         return self
 
@@ -356,6 +420,13 @@ class DataSource(_Endpoint, ApiSourceFields):
     api_method: str = "GET"
     api_headers: dict[str, str] = Field(default_factory=dict)
     api_params: dict[str, Any] = Field(default_factory=dict)
+    #: what happens to the data read once every target committed (delete or move it)
+    after_load: AfterLoadSpec | None = None
+    #: change data capture: read the table's inserts, updates and deletes (column ``_op``)
+    #: from PostgreSQL logical replication, through ``publication`` and ``slot``
+    cdc: bool = False
+    publication: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+    slot: str | None = Field(None, pattern=r"^[a-z0-9_]{1,63}$")
 
     @model_validator(mode="after")
     def _what_to_read(self) -> DataSource:
@@ -367,7 +438,8 @@ class DataSource(_Endpoint, ApiSourceFields):
 
 
 class DataTarget(_Endpoint, ApiTargetFields):
-    """Where a job writes, and how (``write_mode`` append | overwrite | upsert).
+    """Where a job writes, and how (``write_mode`` append | overwrite | upsert | sync | scd2;
+    ``delete_where`` for retention, ``scd2`` and ``max_delete_fraction`` for the last two).
 
     Example:
         >>> DataTarget(name="fact_orders", target_type=TargetType.DATABASE,
@@ -381,14 +453,42 @@ class DataTarget(_Endpoint, ApiTargetFields):
     create_table: bool = True
     #: Dagster's freshness policy of the target asset: ``{max_age: 24h, warn_after: 12h}``
     freshness: FreshnessSpec | None = None
+    #: the step (or source: its raw rows) whose result this target writes; default: the last
+    #: step (the union of the sources when there are no steps)
+    input: str | None = Field(None, pattern=NAME_PATTERN)
+    #: version columns and change detection of ``write_mode: scd2``
+    scd2: Scd2Spec | None = None
+    #: the largest share of the target's rows a ``sync`` load (or an SCD2 load closing missing
+    #: keys) may delete/close; above it the load fails and the target is left as it was
+    max_delete_fraction: float = Field(DEFAULT_MAX_DELETE_FRACTION, ge=0, le=1)
+    #: retention: rows matching this expression are deleted in the load's transaction
+    delete_where: str | None = Field(None, min_length=1)
 
     _as_list = field_validator("key_columns", mode="before")(_as_list)
 
     @model_validator(mode="after")
     def _keys_for_upsert(self) -> DataTarget:
-        if self.write_mode == WriteMode.UPSERT and not self.key_columns:
-            raise ValueError("write_mode upsert needs key_columns, e.g. key_columns: [id]")
+        mode = self.write_mode
+        if mode in (WriteMode.UPSERT, WriteMode.SYNC, WriteMode.SCD2) and not self.key_columns:
+            raise ValueError(
+                f"write_mode {mode.value} needs key_columns, e.g. key_columns: [id]"
+            )
+        if self.scd2 is not None and mode != WriteMode.SCD2:
+            raise ValueError(
+                f"scd2 settings are for write_mode scd2, not {mode.value}; remove scd2 or "
+                "set write_mode: scd2"
+            )
+        if self.scd2 is not None:
+            overlap = sorted(set(self.scd2.compare_columns or ()) & set(self.key_columns))
+            if overlap:
+                raise ValueError(
+                    f"scd2.compare_columns {overlap} are key columns; compare non-key columns"
+                )
         return self
+
+    def scd2_settings(self) -> Scd2Spec:
+        """The ``scd2`` block, or its defaults when the spec gives none."""
+        return self.scd2 if self.scd2 is not None else Scd2Spec()
 
 
 class SensorSpec(_Model):
@@ -429,6 +529,10 @@ class ETLJob(_Model):
     max_workers: int = Field(4, ge=1, le=256)
     notifications: Notifications = Field(default_factory=Notifications)
     checks: list[CheckSpec] = Field(default_factory=list)
+    #: row rules run on the rows in flight before any target commits (quarantine or fail)
+    rules: list[RuleSpec] = Field(default_factory=list)
+    #: the target that receives the rows ``action: quarantine`` rules reject
+    quarantine_target: str | None = Field(None, pattern=NAME_PATTERN)
     partitions: PartitionsSpec | None = None
     trigger: TriggerSpec | None = None
     sensor: SensorSpec | None = None

@@ -7,13 +7,19 @@ The models check each field; these checks need the connector registry and the ot
 from __future__ import annotations
 
 import ast
+import difflib
+from collections.abc import Iterable
 
 from nexus_dagster.connectors.registry import ENTRY_POINT_GROUP, connector_class, connector_types
 from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
 from nexus_dagster.spec.api_fields import api_problems
 from nexus_dagster.spec.connections import endpoint_type, resolve_connection
 from nexus_dagster.spec.models import DataSource, TransformationType
+from nexus_dagster.spec.validate_cdc import cdc_problems
+from nexus_dagster.spec.validate_chain import chain_problems
+from nexus_dagster.spec.validate_loads import load_problems
 from nexus_dagster.spec.validate_operations import operations_problems, trigger_problems
+from nexus_dagster.spec.validate_rules import rules_problems
 from nexus_dagster.spec.validate_sensor import sensor_problems
 from nexus_dagster.transforms.code_policy import CUSTOM_CODE_ENV, custom_code_allowed
 from nexus_dagster.transforms.expressions import expression_error
@@ -108,23 +114,14 @@ def check_job(spec, connections) -> list[SpecProblem]:
         _check_endpoint(("sources", index), source, connections, problem)
     for index, target in enumerate(job.targets):
         _check_endpoint(("targets", index), target, connections, problem)
+    load_problems(job, problem)
+    cdc_problems(job, connections, problem)
 
-    names = {s.name for s in job.sources}
+    chain_problems(job, problem)
     positions = {id(t): i for i, t in enumerate(job.transformations)}
     for step in job.ordered_transformations():
         loc = ("transformations", positions[id(step)])
         kind = step_kind(step)
-        inputs = kind.inputs(step.config)
-        for side, ref in inputs.items():
-            if ref not in names:
-                problem(
-                    (*loc, "config", side),
-                    f"{step.transformation_type.value} {side} {ref!r} is not a source or an "
-                    "earlier join",
-                    f"use one of: {', '.join(sorted(names))}",
-                )
-        if inputs:
-            names.add(step.name)
         if step.transformation_type == TransformationType.CUSTOM_CODE:
             if not custom_code_allowed():
                 problem(
@@ -160,16 +157,22 @@ def check_job(spec, connections) -> list[SpecProblem]:
             problem(
                 ("timezone",), f"unknown time zone {job.timezone!r}", 'use e.g. "Europe/Berlin"'
             )
-    return problems + operations_problems(spec) + sensor_problems(spec)
+    return problems + operations_problems(spec) + rules_problems(spec) + sensor_problems(spec)
 
 
 def unregistered_type(field: str, value: str) -> tuple[str, str]:
     """(message, fix) for a type name no connector serves, with the known names in the fix."""
     return (
         f"{field} {value!r} is not a registered connector",
-        f"use one of: {', '.join(connector_types())}; or install/register a connector for it "
-        f"(entry-point group {ENTRY_POINT_GROUP})",
+        f"{did_you_mean(value, connector_types())}use one of: {', '.join(connector_types())}; "
+        f"or install/register a connector for it (entry-point group {ENTRY_POINT_GROUP})",
     )
+
+
+def did_you_mean(value: str, known: Iterable[str]) -> str:
+    """``"did you mean 'file'? "`` for the closest known name (difflib), else ``""``."""
+    close = difflib.get_close_matches(value, list(known), n=1)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 _EXPRESSION_FIX = (
@@ -187,7 +190,8 @@ def _check_endpoint(loc, endpoint, connections, problem) -> None:
         problem(
             (*loc, "connection"),
             f"connection {endpoint.connection!r} is not in connections.yaml",
-            f"use one of: {known}, or add it to connections.yaml",
+            f"{did_you_mean(endpoint.connection, connections)}use one of: {known}, or add it "
+            "to connections.yaml",
         )
     known_connection = endpoint.connection is None or endpoint.connection in connections
     for field, message, fix in api_problems(

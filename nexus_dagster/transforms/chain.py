@@ -34,17 +34,19 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from nexus_dagster.errors import TransformError
+from nexus_dagster.errors import SpecError, SpecProblem, TransformError
 from nexus_dagster.relation import Relation
 from nexus_dagster.spec.models import Transformation
 from nexus_dagster.transforms.custom_code import run_code_stage
 from nexus_dagster.transforms.duckdb_stage import StageSettings, run_sql_stage
+from nexus_dagster.transforms.spool import spool_relation, spooled
 from nexus_dagster.transforms.sql_scope import HIDDEN_PREFIX
 from nexus_dagster.transforms.stages import Stage, materialize_shared, plan_stages
 
-__all__ = ["apply_transformations"]
+__all__ = ["apply_transformations", "transform_outputs"]
 
 
 def apply_transformations(
@@ -90,17 +92,102 @@ def apply_transformations(
         raise TransformError(f"batch_size must be positive, got {batch_size}")
     settings = StageSettings(batch_size, memory_limit, temp_directory, threads)
     settings.check()
-    sources = dict(inputs)
-    for name, relation in sources.items():
+    sources = _checked(inputs)
+    stages = plan_stages(list(sources), steps)
+    return _run(materialize_shared(sources, stages), stages, settings, {}, {})
+
+
+def transform_outputs(
+    inputs: Mapping[str, Relation],
+    steps: list[Transformation],
+    outputs: Sequence[str | None],
+    folder: Path,
+    *,
+    batch_size: int = 50_000,
+    memory_limit: str | None = None,
+    temp_directory: str | None = None,
+    threads: int | None = None,
+) -> dict[str | None, Relation]:
+    """The results of several steps or sources of one chain (targets reading different
+    ``input``), every step computed once.
+
+    A step result that a target reads and later steps read too is kept once (a DuckDB
+    temporary table, spilling like any other) and written to a spool file (Arrow IPC) in
+    ``folder`` while the stage runs; later steps read the temporary table. A source that a
+    target reads raw and the chain reads too is read once into a spool file. The last step
+    any output
+    needs streams as :func:`apply_transformations`' result does (it can be read once); steps
+    after it are not run.
+
+    Args:
+        inputs: source name -> relation.
+        steps: the transformations, ordered and filtered for ``enabled``.
+        outputs: source or step names; None is the chain's result (the last step, or the
+            union of the sources without steps).
+        folder: where kept results are written (the caller removes it).
+        batch_size: see :func:`apply_transformations` (as are the DuckDB settings).
+
+    Returns:
+        Each output -> its relation (outputs naming the same result share one relation).
+
+    Raises:
+        SpecError: an output names no source or step.
+    """
+    names = [s.name for s in steps]
+    resolved = {o: (names[-1] if o is None and names else o) for o in dict.fromkeys(outputs)}
+    for name in resolved.values():
+        if name is not None and name not in names and name not in inputs:
+            known = ", ".join([*inputs, *names])
+            raise SpecError([SpecProblem(f"no source or step named {name!r}; known: {known}",
+                                         field="targets.input")])
+    wanted = [names.index(n) for n in resolved.values() if n in names]
+    steps = steps[: max(wanted) + 1] if wanted else []
+    final = steps[-1].name if steps else None
+    kept = {n: folder / f"step_{n}.arrow" for n in resolved.values()
+            if n in names and n != final}
+    settings = StageSettings(batch_size, memory_limit, temp_directory, threads)
+    settings.check()
+    sources = _checked(inputs)
+    stages = plan_stages(list(sources), steps, kept) if steps else []
+    read_by_chain = {s for stage in stages for s in sources
+                     if stage.scans.get(s) or s in stage.frames}
+    for name in set(resolved.values()) & read_by_chain:
+        sources[name] = spooled(sources[name], folder / f"source_{name}.arrow")
+    code_results: dict[str, Relation] = {}
+    main = _run(materialize_shared(sources, stages), stages, settings, kept, code_results)
+    results: dict[str | None, Relation] = {}
+    for output, name in resolved.items():
+        if name is None or name == final:
+            results[output] = main
+        elif name in code_results:
+            results[output] = code_results[name]
+        elif name in kept:
+            results[output] = spool_relation(kept[name], f"transform {name}")
+        else:
+            results[output] = sources[name]
+    return results
+
+
+def _checked(inputs: Mapping[str, Relation]) -> dict[str, Relation]:
+    """The inputs, refused when a column has the reserved hidden prefix."""
+    for name, relation in inputs.items():
         reserved = [n for n in relation.schema.names if n.startswith(HIDDEN_PREFIX)]
         if reserved:
             raise TransformError(
                 f"input {name!r} has column {reserved[0]!r}: names starting with "
                 f"{HIDDEN_PREFIX!r} are reserved"
             )
-    stages = plan_stages(list(sources), steps)
-    sources = materialize_shared(sources, stages)
+    return dict(inputs)
 
+
+def _run(
+    sources: dict[str, Relation],
+    stages: list[Stage],
+    settings: StageSettings,
+    kept: Mapping[str, Path],
+    code_results: dict[str, Relation],
+) -> Relation:
+    """Run the stages in order; a kept custom_code result is spooled into ``code_results``."""
     current: Relation | None = None
     previous_code: str | None = None
     for stage in stages:
@@ -117,6 +204,9 @@ def apply_transformations(
                 stage.code, stage.compiled, current, frames, settings.batch_size
             )
             previous_code = stage.code.name
+            if previous_code in kept:
+                current = spooled(current, kept[previous_code])
+                code_results[previous_code] = current
         else:
             current = run_sql_stage(stage, sources, current, previous_code, settings)
     if current is None:

@@ -20,13 +20,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from nexus_dagster.spec.models import Transformation
 from nexus_dagster.transforms.steps import ColumnSources, Dep, step_kind
 
-__all__ = ["column_lineage"]
+__all__ = ["column_lineage", "upstream_sources"]
 
 
 def column_lineage(
     steps: Sequence[Transformation],
     source_columns: Mapping[str, Sequence[str]],
     output_columns: Iterable[str],
+    output: str | None = None,
 ) -> dict[str, set[Dep]]:
     """Each output column -> the (source, column) pairs it is derived from.
 
@@ -34,7 +35,9 @@ def column_lineage(
         steps: the transformations, ordered and filtered for ``enabled``
             (``job.ordered_transformations()``).
         source_columns: source name -> the columns it was read with.
-        output_columns: the columns of the data loaded into the targets.
+        output_columns: the columns of the data loaded into the target.
+        output: the source or step whose result the target loads (a target's ``input``);
+            default: the last step.
 
     Returns:
         Output column -> set of (source name, column); empty for constants.
@@ -46,7 +49,36 @@ def column_lineage(
     current = ColumnSources.union(named.values())
     for step in steps:
         kind = step_kind(step)
+        if step.input is not None:
+            current = named.get(step.input, current)
         current = kind.lineage(current, named, step.config)
-        if kind.inputs(step.config):
-            named[step.name] = current
+        named[step.name] = current
+    if output is not None:
+        current = named.get(output, current)
     return {name: current.of(name) for name in output_columns}
+
+
+def upstream_sources(
+    steps: Sequence[Transformation], sources: Sequence[str], output: str | None = None
+) -> list[str]:
+    """The sources whose rows reach ``output`` (a target's ``input``; default the last step),
+    in spec order: a target writing a source's raw rows depends on that source only.
+
+    Example:
+        >>> upstream_sources([], ["orders", "customers"], "orders")
+        ['orders']
+    """
+    reads: dict[str, set[str]] = {name: {name} for name in sources}
+    current = set(sources)
+    for step in steps:
+        if step.input is not None:
+            current = reads.get(step.input, current)
+        sides = step_kind(step).inputs(step.config).values()
+        if sides:
+            current = set().union(*(reads.get(side, current) for side in sides))
+        if step.custom_code is not None:  # the code may read any source by name
+            current = current | set(sources)
+        reads[step.name] = current
+    if output is not None:
+        current = reads.get(output, current)
+    return [name for name in sources if name in current]

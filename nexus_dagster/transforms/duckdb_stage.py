@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -30,6 +31,7 @@ from sqlalchemy.sql import FromClause
 from nexus_dagster.errors import TransformError
 from nexus_dagster.relation import Relation
 from nexus_dagster.transforms.expressions import sqlalchemy_type
+from nexus_dagster.transforms.spool import write_spool
 from nexus_dagster.transforms.sql_builder import SqlBuilder
 from nexus_dagster.transforms.sql_scope import CURRENT_INPUT, ORDINAL, compile_sql, quote_identifier
 from nexus_dagster.transforms.stage_output import read_once, reference_types, restore_schema
@@ -89,8 +91,9 @@ def run_sql_stage(
     """One SQL part of the chain as a relation (lazy when its schema is knowable).
 
     The statement is first run on empty inputs, to learn the output schema and report
-    errors before any data is read; a stage whose columns come from the data starts at once
-    and its result can be read once.
+    errors before any data is read; a stage whose columns come from the data, or that writes a
+    step's result for a target (``stage.tees``), starts at once and its result can be read
+    once.
 
     Args:
         stage: the stage (its steps and how often it scans each input).
@@ -107,7 +110,7 @@ def run_sql_stage(
             inputs[name] = relation
     refs = reference_types(inputs.values())
     label = f"transform {stage.steps[-1].name}" if stage.steps else "union of sources"
-    if stage.columns_from_data:
+    if stage.columns_from_data or stage.tees:
         gen = _execute(stage, list(sources), inputs, previous_code, settings, dry=False)
         schema = restore_schema(next(gen), refs)
         return read_once(schema, gen, label)
@@ -197,7 +200,10 @@ def _execute(
         builder = SqlBuilder(bases, source_names, con=con, previous_code=previous_code,
                              ordered=ordered)
         try:
-            stmt = builder.build(stage.steps)
+            stmt = builder.build(stage.steps, keep=stage.tees)
+            if not dry:
+                for name, path in stage.tees.items():
+                    _write_kept(con, builder, name, path, inputs, settings.batch_size)
             sql, params = compile_sql(stmt)
             reader = con.sql(sql, params=params).to_arrow_reader(settings.batch_size)
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
@@ -222,6 +228,17 @@ def _execute(
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _write_kept(
+    con: duckdb.DuckDBPyConnection, builder: SqlBuilder, name: str, path: Path,
+    inputs: dict[str, Relation], batch_size: int,
+) -> None:  # fmt: skip
+    """A kept step's result (read from its temporary table) written to a spool file."""
+    sql, params = compile_sql(builder.kept_select(name))
+    reader = con.sql(sql, params=params).to_arrow_reader(batch_size)
+    schema = restore_schema(reader.schema, reference_types(inputs.values()))
+    write_spool(schema, iter(reader), path)
 
 
 def _guard(batches: Iterator[pa.RecordBatch], failures: list[BaseException]) -> Iterator[Any]:

@@ -16,8 +16,9 @@ Allowed:
 * comparisons, chained (``0 < x <= 10``), ``in`` / ``not in`` a list or tuple of literals,
   ``x is None`` / ``x is not None`` (``x == None`` means the same);
 * ``and``, ``or``, ``not`` (and ``&``, ``|``, ``~`` as in ``df.query``), ``a if cond else b``;
-* the functions of :data:`FUNCTIONS` and the methods ``x.isnull()``, ``x.notnull()``,
-  ``x.isna()``, ``x.notna()``.
+* the functions of :data:`~nexus_dagster.transforms.expression_functions.FUNCTIONS` (some
+  arguments by keyword, e.g. ``mask(phone, keep_last=4)``) and the methods ``x.isnull()``,
+  ``x.notnull()``, ``x.isna()``, ``x.notna()``.
 
 Missing values follow pandas: a comparison with a null is false (``!=`` and ``not in`` are
 true), so ``not (status == "x")`` keeps the rows whose status is null, as pandas would.
@@ -35,7 +36,6 @@ from __future__ import annotations
 import ast
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -44,9 +44,15 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine
 
 from nexus_dagster.errors import ExpressionError
+from nexus_dagster.transforms.expression_functions import (
+    FUNCTIONS,
+    ArgumentError,
+    ZonedDateTime,
+    is_integer,
+    is_string,
+)
 
 __all__ = [
-    "FUNCTIONS",
     "MAX_EXPRESSION_LENGTH",
     "compile_expression",
     "referenced_columns",
@@ -92,7 +98,7 @@ def sqlalchemy_type(arrow_type: pa.DataType) -> TypeEngine[Any]:
     if pa.types.is_date(t):
         return sa.Date()
     if pa.types.is_timestamp(t):
-        return sa.DateTime(timezone=t.tz is not None)
+        return ZonedDateTime(t.tz) if t.tz is not None else sa.DateTime()
     if pa.types.is_time(t):
         return sa.Time()
     if pa.types.is_duration(t):
@@ -102,115 +108,8 @@ def sqlalchemy_type(arrow_type: pa.DataType) -> TypeEngine[Any]:
     return sa.types.NullType()
 
 
-def _is_string(e: Expr) -> bool:
-    return isinstance(e.type, sa.String)
-
-
-def _is_integer(e: Expr) -> bool:
-    return isinstance(e.type, sa.Integer)
-
-
-# SQLAlchemy 2.1 splits Float from Numeric; NumericCommon is the base of both.
-_NUMERIC_TYPES: tuple[type, ...] = (sa.Numeric, sa.Float)
-
-
-def _is_inexact(e: Expr) -> bool:
-    """Float or decimal: numeric but not integer."""
-    return isinstance(e.type, _NUMERIC_TYPES) and not isinstance(e.type, sa.Integer)
-
-
 def _double(e: Expr) -> Expr:
     return sa.cast(e, sa.Double())
-
-
-# ----------------------------------------------------------------------------- functions
-@dataclass(frozen=True)
-class _Function:
-    min_args: int
-    max_args: int | None
-    build: Callable[[list[Expr]], Expr]
-    doc: str
-
-
-def _fn(name: str, type_: TypeEngine[Any] | None = None) -> Callable[[list[Expr]], Expr]:
-    def build(args: list[Expr]) -> Expr:
-        return getattr(sa.func, name)(*args, type_=type_ if type_ is not None else args[0].type)
-
-    return build
-
-
-def _round(args: list[Expr]) -> Expr:
-    # numpy/pandas round half to even; DuckDB's round_even does the same.
-    digits = args[1] if len(args) > 1 else sa.literal(0, sa.Integer())
-    return sa.func.round_even(args[0], digits, type_=args[0].type)
-
-
-def _int(args: list[Expr]) -> Expr:
-    # Python's int() truncates toward zero; SQL's CAST rounds.
-    value = args[0]
-    if _is_inexact(value):
-        value = sa.func.trunc(value, type_=value.type)
-    return sa.cast(value, sa.BigInteger())
-
-
-def _coalesce(args: list[Expr]) -> Expr:
-    type_ = next((a.type for a in args if not isinstance(a.type, sa.types.NullType)), args[0].type)
-    return sa.func.coalesce(*args, type_=type_)
-
-
-def _extreme(name: str) -> Callable[[list[Expr]], Expr]:
-    def build(args: list[Expr]) -> Expr:
-        if len(args) == 1:
-            return args[0]
-        return getattr(sa.func, name)(*args, type_=args[0].type)
-
-    return build
-
-
-FUNCTIONS: dict[str, _Function] = {
-    "lower": _Function(1, 1, _fn("lower", sa.String()), "lower-case a string"),
-    "upper": _Function(1, 1, _fn("upper", sa.String()), "upper-case a string"),
-    "strip": _Function(1, 1, _fn("trim", sa.String()), "remove surrounding spaces"),
-    "lstrip": _Function(1, 1, _fn("ltrim", sa.String()), "remove leading spaces"),
-    "rstrip": _Function(1, 1, _fn("rtrim", sa.String()), "remove trailing spaces"),
-    "len": _Function(1, 1, _fn("length", sa.BigInteger()), "length of a string"),
-    "length": _Function(1, 1, _fn("length", sa.BigInteger()), "length of a string"),
-    "substr": _Function(
-        2, 3, _fn("substr", sa.String()), "substr(s, start, length), 1-based like SQL"
-    ),
-    "replace": _Function(3, 3, _fn("replace", sa.String()), "replace(s, old, new)"),
-    "contains": _Function(2, 2, _fn("contains", sa.Boolean()), "contains(s, part)"),
-    "startswith": _Function(2, 2, _fn("starts_with", sa.Boolean()), "startswith(s, prefix)"),
-    "endswith": _Function(2, 2, _fn("ends_with", sa.Boolean()), "endswith(s, suffix)"),
-    "concat": _Function(
-        1, None, _fn("concat", sa.String()), "concat(a, b, ...), nulls count as ''"
-    ),
-    "abs": _Function(1, 1, _fn("abs"), "absolute value"),
-    "round": _Function(1, 2, _round, "round(x, digits=0), half to even like pandas"),
-    "floor": _Function(1, 1, _fn("floor"), "round down"),
-    "ceil": _Function(1, 1, _fn("ceil"), "round up"),
-    "sqrt": _Function(1, 1, _fn("sqrt", sa.Double()), "square root"),
-    "coalesce": _Function(1, None, _coalesce, "first non-null argument"),
-    "min": _Function(1, None, _extreme("least"), "smallest argument (nulls ignored)"),
-    "max": _Function(1, None, _extreme("greatest"), "largest argument (nulls ignored)"),
-    "year": _Function(1, 1, _fn("year", sa.BigInteger()), "year of a date/timestamp"),
-    "month": _Function(1, 1, _fn("month", sa.BigInteger()), "month (1-12)"),
-    "day": _Function(1, 1, _fn("day", sa.BigInteger()), "day of the month"),
-    "hour": _Function(1, 1, _fn("hour", sa.BigInteger()), "hour of a timestamp"),
-    "minute": _Function(1, 1, _fn("minute", sa.BigInteger()), "minute of a timestamp"),
-    "date": _Function(1, 1, lambda a: sa.cast(a[0], sa.Date()), "cast to date"),
-    "to_date": _Function(1, 1, lambda a: sa.cast(a[0], sa.Date()), "cast to date"),
-    "to_datetime": _Function(1, 1, lambda a: sa.cast(a[0], sa.DateTime()), "cast to timestamp"),
-    "str": _Function(1, 1, lambda a: sa.cast(a[0], sa.String()), "cast to string"),
-    "int": _Function(1, 1, _int, "cast to integer (truncates like Python)"),
-    "float": _Function(1, 1, lambda a: sa.cast(a[0], sa.Double()), "cast to float"),
-    "bool": _Function(1, 1, lambda a: sa.cast(a[0], sa.Boolean()), "cast to boolean"),
-    "isnull": _Function(1, 1, lambda a: a[0].is_(None), "true where the value is null"),
-    "isna": _Function(1, 1, lambda a: a[0].is_(None), "true where the value is null"),
-    "notnull": _Function(1, 1, lambda a: a[0].is_not(None), "true where not null"),
-    "notna": _Function(1, 1, lambda a: a[0].is_not(None), "true where not null"),
-}
-"""The functions an expression may call, by name."""
 
 
 # ----------------------------------------------------------------------------- parsing
@@ -442,7 +341,7 @@ class _Compiler:
         left, right = self._compile(node.left), self._compile(node.right)
         op = node.op
         if isinstance(op, ast.Add):
-            if _is_string(left) or _is_string(right):
+            if is_string(left) or is_string(right):
                 return left.op("||", return_type=sa.String())(right)
             return left + right
         if isinstance(op, ast.Sub):
@@ -453,7 +352,7 @@ class _Compiler:
             return _double(left) / _double(right)
         if isinstance(op, ast.FloorDiv):
             quotient = sa.func.floor(_double(left) / _double(right), type_=sa.Double())
-            if _is_integer(left) and _is_integer(right):
+            if is_integer(left) and is_integer(right):
                 return sa.cast(quotient, sa.BigInteger())
             return quotient
         if isinstance(op, ast.Mod):
@@ -533,8 +432,6 @@ class _Compiler:
         return sa.func.coalesce(result, fallback, type_=sa.Boolean())
 
     def _call(self, node: ast.Call) -> Expr:
-        if node.keywords:
-            raise self.fail("keyword arguments are not allowed in function calls")
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise self.refuse(next(a for a in node.args if isinstance(a, ast.Starred)))
         func = node.func
@@ -550,7 +447,8 @@ class _Compiler:
             raise self.fail(
                 f"unknown function {func.id!r}; allowed functions: " + ", ".join(sorted(FUNCTIONS))
             )
-        count = len(node.args)
+        args = self._arguments(func.id, spec.params, node)
+        count = len(args)
         if count < spec.min_args or (spec.max_args is not None and count > spec.max_args):
             expected = (
                 str(spec.min_args)
@@ -558,7 +456,36 @@ class _Compiler:
                 else f"{spec.min_args}..{spec.max_args if spec.max_args is not None else 'n'}"
             )
             raise self.fail(f"{func.id}() takes {expected} arguments, got {count}")
-        return spec.build([self._compile(a) for a in node.args])
+        try:
+            return spec.build([self._compile(a) for a in args])
+        except ArgumentError as exc:
+            raise self.fail(f"{func.id}(): {exc}") from None
+
+    def _arguments(self, name: str, params: tuple[str, ...], node: ast.Call) -> list[ast.expr]:
+        """The call's arguments in order, keyword ones put at their parameter's place."""
+        args: list[ast.expr] = list(node.args)
+        if not node.keywords:
+            return args
+        if not params:
+            raise self.fail(f"{name}() takes no keyword arguments")
+        slots: list[ast.expr | None] = [*args, *([None] * (len(params) - len(args)))]
+        for keyword in node.keywords:
+            if keyword.arg not in params:
+                raise self.fail(
+                    f"{name}() has no argument {keyword.arg!r}; its arguments: "
+                    + ", ".join(params)
+                )
+            index = params.index(keyword.arg)
+            if index < len(slots) and slots[index] is not None:
+                raise self.fail(f"{name}() got {keyword.arg!r} twice")
+            slots[index] = keyword.value
+        if None in slots:
+            last = max(i for i, s in enumerate(slots) if s is not None)
+            missing = [params[i] for i in range(last) if slots[i] is None]
+            if missing:
+                raise self.fail(f"{name}() needs {', '.join(missing)} before the keywords")
+            slots = slots[: last + 1]
+        return [s for s in slots if s is not None]
 
 
 # ----------------------------------------------------------------------------- public API

@@ -142,6 +142,10 @@ class SqlScope:
             self._current = self._union()
         return self._current
 
+    def use(self, name: str) -> None:
+        """Make the named result (a source or an earlier step) the data the next step reads."""
+        self._current = self.named[name]
+
     def advance(self, step: Transformation, node: Node) -> None:
         """Record ``node`` as the result of ``step``: the current data and a named input."""
         self._current = node

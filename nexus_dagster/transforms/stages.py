@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import CodeType
 from typing import Any
 
@@ -27,7 +28,7 @@ from nexus_dagster.spec.models import Transformation
 from nexus_dagster.transforms.code_policy import CUSTOM_CODE_ENV, custom_code_allowed
 from nexus_dagster.transforms.custom_code import compile_custom_code
 from nexus_dagster.transforms.sql_scope import CURRENT_INPUT
-from nexus_dagster.transforms.steps import step_kind
+from nexus_dagster.transforms.steps import step_kind, step_reads
 
 __all__ = ["Stage", "materialize_shared", "plan_stages"]
 
@@ -42,6 +43,9 @@ class Stage:
         scans: logical input -> times the stage's statement scans it.
         frames: the sources custom code reads by name.
         compiled: the custom code, compiled.
+        tees: step -> the spool file its result is also written to (a target reads it);
+            the step's result is kept in a temporary table, so later steps do not compute it
+            again.
     """
 
     steps: list[Transformation] = field(default_factory=list)
@@ -49,6 +53,7 @@ class Stage:
     scans: Counter[str] = field(default_factory=Counter)
     frames: set[str] = field(default_factory=set)
     compiled: CodeType | None = None
+    tees: dict[str, Path] = field(default_factory=dict)
 
     @property
     def ordered(self) -> bool:
@@ -68,8 +73,16 @@ class Stage:
         return "transformations " + ", ".join(repr(s.name) for s in self.steps)
 
 
-def plan_stages(sources: list[str], steps: list[Transformation]) -> list[Stage]:
+def plan_stages(
+    sources: list[str], steps: list[Transformation], tees: dict[str, Path] | None = None
+) -> list[Stage]:
     """Split the chain at custom code, check names, count how often each input is scanned.
+
+    Args:
+        sources: the source names.
+        steps: the steps, in order.
+        tees: step -> spool file its result is also written to (SQL steps; see
+            :class:`Stage`).
 
     Raises:
         SpecError: a step has a source's name, reads an unknown or unavailable input, or
@@ -84,6 +97,8 @@ def plan_stages(sources: list[str], steps: list[Transformation]) -> list[Stage]:
             stages[-1].steps.append(step)
         else:
             stages.append(Stage(steps=[step]))
+        if tees and step.name in tees and stages[-1].code is None:
+            stages[-1].tees[step.name] = tees[step.name]
 
     all_names = set(sources)
     for step in steps:
@@ -143,14 +158,14 @@ def _plan_sql(
     for step in stage.steps:
         kind = step_kind(step)
         inputs = kind.inputs(step.config)
-        if inputs:
-            for side in inputs.values():
+        reads = step_reads(step)
+        if reads:
+            for side in reads.values():
                 if side not in named:
                     if side in all_names:
                         reason = (
-                            f"{side!r} is not available here: a "
-                            f"{step.transformation_type.value} can use sources and steps since "
-                            "the last custom_code step"
+                            f"{side!r} is not available here: a step can read sources and "
+                            "steps since the last custom_code step"
                         )
                     else:
                         known = ", ".join(sorted(n for n in named if n != CURRENT_INPUT))
@@ -163,8 +178,11 @@ def _plan_sql(
                             )
                         ]
                     )
+        if inputs:
             current = sum((named[side] for side in inputs.values()), Counter())
-        elif kind.columns_from_data:
+        elif step.input is not None:
+            current = named[step.input]
+        if (not inputs and kind.columns_from_data) or step.name in stage.tees:
             total += current  # read once into a temporary table
             current = Counter()
         named[step.name] = current

@@ -153,39 +153,45 @@ def deduplicate_sql(scope: SqlScope, step: Transformation, config: DeduplicateCo
 
 
 def join_sql(scope: SqlScope, step: Transformation, config: JoinConfig) -> Node:
-    """Two named results joined on key columns, in pandas ``merge`` order and names."""
+    """Two named results joined like pandas ``merge`` (order and names), or filtered by
+    matches (semi/anti: the left rows with/without a match, in their order)."""
     lnode, rnode = scope.named[config.left], scope.named[config.right]
     left = lnode.table.alias(scope.alias())
     right = rnode.table.alias(scope.alias())
     lcols, rcols = scope.columns(left), scope.columns(right)
-    for key in config.on:
-        for side, cols in ((config.left, lcols), (config.right, rcols)):
+    pairs = config.key_pairs()
+    for lkey, rkey in pairs:
+        for side, key, cols in ((config.left, lkey, lcols), (config.right, rkey, rcols)):
             if key not in cols:
                 raise TransformError(
                     f"transformation {step.name!r} (join): key {key!r} is not a column of "
                     f"{side!r}; its columns: " + ", ".join(cols)
                 )
-    clash = (set(lcols) & set(rcols)) - set(config.on)
+    condition = sa.and_(*[lcols[lk] == rcols[rk] for lk, rk in pairs]) if pairs else sa.true()
+    if config.how in ("semi", "anti"):
+        # NOT EXISTS, not NOT IN: a NULL on the right must not hide every left row
+        match = sa.select(sa.literal_column("1")).select_from(right).where(condition).exists()
+        kept = [*lcols.values(), *scope.order_columns(lnode, left)]
+        stmt = sa.select(*kept).where(match if config.how == "semi" else ~match)
+        return Node(stmt.subquery(scope.alias()), list(lnode.order))
+    merged = {lk for lk, rk in pairs if lk == rk}  # same name on both sides: one column
+    clash = (set(lcols) & set(rcols)) - merged
     out: list[Expr] = []
     names: list[str] = []
-    keys: list[Expr] = []
     for name, column in lcols.items():
-        if name in config.on:
+        if name in merged:
             if config.how == "right":
-                key = rcols[name]
+                column = rcols[name]
             elif config.how == "outer":
-                key = sa.func.coalesce(column, rcols[name], type_=column.type)
-            else:
-                key = column
-            keys.append(key)
-            out.append(key.label(name))
+                column = sa.func.coalesce(column, rcols[name], type_=column.type)
+            out.append(column.label(name))
             names.append(name)
         else:
             label = name + config.suffixes[0] if name in clash else name
             out.append(column.label(label))
             names.append(label)
     for name, column in rcols.items():
-        if name in config.on:
+        if name in merged:
             continue
         label = name + config.suffixes[1] if name in clash else name
         out.append(column.label(label))
@@ -200,7 +206,6 @@ def join_sql(scope: SqlScope, step: Transformation, config: JoinConfig) -> Node:
             order.append((key, ascending))
         return order
 
-    condition = sa.and_(*[lcols[k] == rcols[k] for k in config.on])
     if config.how == "right":
         joined = right.join(left, condition, isouter=True)
         order = carry(rnode, right) + carry(lnode, left)
@@ -213,8 +218,9 @@ def join_sql(scope: SqlScope, step: Transformation, config: JoinConfig) -> Node:
         )
         order = []
         if config.how == "outer":  # pandas sorts the keys of an outer join
-            for key in keys:
+            for lkey, rkey in pairs:
                 name = scope.key()
+                key = sa.func.coalesce(lcols[lkey], rcols[rkey], type_=lcols[lkey].type)
                 out.append(key.label(name))
                 order.append((name, True))
         order += carry(lnode, left) + carry(rnode, right)

@@ -1,7 +1,8 @@
 """A PostgreSQL server of the test's own (initdb into a temp dir, its own port, TLS on with a
-self-signed certificate), which a test may stop, restart or kill without touching shared
-servers; and a :class:`Trap` that makes that server hold a transfer open at a chosen row, so a
-test can strike in the middle of it. Used by the security fault tests and the retry test.
+self-signed certificate, optional server settings such as ``wal_level=logical``), which a test
+may stop, restart, kill or configure without touching shared servers; and a :class:`Trap` that
+makes that server hold a transfer open at a chosen row, so a test can strike in the middle of
+it. Used by the security fault tests, the retry test and the change data capture tests.
 """
 
 from __future__ import annotations
@@ -59,13 +60,17 @@ def self_signed(folder: Path, common_name: str = "127.0.0.1") -> tuple[Path, Pat
 
 
 class DedicatedPostgres:
-    """initdb + pg_ctl as the postgres user on 127.0.0.1:<free port>, TLS on, password auth."""
+    """initdb + pg_ctl as the postgres user on 127.0.0.1:<free port>, TLS on, password auth.
 
-    def __init__(self) -> None:
+    ``settings`` are server parameters given at start (``{"wal_level": "logical"}``).
+    """
+
+    def __init__(self, settings: dict[str, str] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="nexus-dedicated-pg-"))
         self.data = self.dir / "data"
         self.port = _free_port()
         self.cert: Path | None = None
+        self.settings = dict(settings or {})
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(list(args), user="postgres", group="postgres", extra_groups=[],
@@ -90,6 +95,7 @@ class DedicatedPostgres:
     def start(self) -> None:
         opts = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c ssl=on "
                 f"-c ssl_cert_file=server.crt -c ssl_key_file=server.key")
+        opts += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"),
                   "-o", opts, "-w", "-t", "60", "start")
 
@@ -111,17 +117,26 @@ class DedicatedPostgres:
         return {"type": "postgresql", "host": "127.0.0.1", "port": self.port,
                 "database": "postgres", "user": "postgres", "password": PASSWORD}
 
+    def create_role(self, name: str, password: str, attributes: str = "LOGIN") -> dict[str, object]:
+        """A role (``attributes`` e.g. ``"LOGIN REPLICATION"``) allowed to create tables in
+        the ``public`` schema; returns its Nexus connection_params."""
+        run_sql(self.url, f"CREATE ROLE {name} {attributes} PASSWORD '{password}'",
+                f"GRANT CREATE ON SCHEMA public TO {name}",
+                f"GRANT CREATE ON DATABASE postgres TO {name}")
+        return {**self.params(), "user": name, "password": password}
+
     def close(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @contextmanager
-def dedicated_postgres() -> Iterator[DedicatedPostgres]:
-    """A started :class:`DedicatedPostgres`, removed on exit (for module-scoped fixtures)."""
+def dedicated_postgres(settings: dict[str, str] | None = None) -> Iterator[DedicatedPostgres]:
+    """A started :class:`DedicatedPostgres` with ``settings``, removed on exit (for
+    module-scoped fixtures)."""
     if not (PG_BIN / "initdb").exists():
         pytest.fail(f"PostgreSQL 15 is not installed at {PG_BIN}: run scripts/test.sh")
-    server = DedicatedPostgres()
+    server = DedicatedPostgres(settings)
     server.init()
     try:
         yield server

@@ -142,7 +142,7 @@ def test_join_reference_checked(tmp_path):
         "    transformation_type: join\n    config: {left: orders, right: customers, on: id}\n",
     )
     (found,) = problems_for(tmp_path, job)
-    assert "join right 'customers' is not a source or an earlier join" in found
+    assert "join right 'customers' is not a source or an earlier step" in found
 
 
 def test_custom_code_syntax_and_switch(tmp_path, monkeypatch):

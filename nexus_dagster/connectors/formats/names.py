@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from nexus_dagster.errors import SpecError
 
-#: Every format name the package reads; ``excel`` and ``json`` are written too.
-FORMATS: tuple[str, ...] = ("csv", "tsv", "json", "jsonl", "parquet", "excel")
+#: Every format name the package reads (and writes).
+FORMATS: tuple[str, ...] = (
+    "csv", "tsv", "json", "jsonl", "parquet", "excel", "xml", "fixed_width",
+)
 
 #: Spellings accepted for ``file_format``.
 FORMAT_ALIASES: dict[str, str] = {
@@ -23,6 +25,11 @@ FORMAT_ALIASES: dict[str, str] = {
     "excel": "excel",
     "xlsx": "excel",
     "xlsm": "excel",
+    "xml": "xml",
+    "fixed_width": "fixed_width",
+    "fixed-width": "fixed_width",
+    "fixedwidth": "fixed_width",
+    "fwf": "fixed_width",
 }
 
 _EXTENSIONS: dict[str, str] = {
@@ -36,7 +43,12 @@ _EXTENSIONS: dict[str, str] = {
     ".pq": "parquet",
     ".xlsx": "excel",
     ".xlsm": "excel",
+    ".xml": "xml",
+    ".fwf": "fixed_width",
 }
+
+#: suffixes of files encrypted with ``options.encryption: fernet`` (``orders.csv.gz.enc``)
+ENCRYPTED_SUFFIXES = (".enc", ".fernet")
 
 #: compressed-file suffix -> fsspec compression name
 COMPRESSIONS: dict[str, str] = {
@@ -59,6 +71,15 @@ def split_compression(path: str) -> tuple[str, str | None]:
         if lower.endswith(suffix):
             return path[: -len(suffix)], name
     return path, None
+
+
+def strip_encrypted_suffix(path: str) -> str:
+    """``path`` without an ``.enc``/``.fernet`` suffix (the name of the plaintext)."""
+    lower = path.lower()
+    for suffix in ENCRYPTED_SUFFIXES:
+        if lower.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
 
 
 def normalize_format(name: str) -> str:

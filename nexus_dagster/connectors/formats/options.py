@@ -96,8 +96,16 @@ _KNOWN_READ_OPTIONS = frozenset(
         "source_file_column",
         "use_threads",
         "with_parts",
+        "names",
+        "widths",
+        "colspecs",
+        "encryption",
+        "archive_members",
     }
 )
+
+#: values of ``options.encryption``
+ENCRYPTIONS = ("fernet",)
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,7 @@ class ReadOptions:
         encoding: text encoding of CSV/JSON inputs (default utf-8).
         header: whether the first row (CSV) or ``header_row`` (Excel) holds the column names.
         column_names: names to use instead of (or, with ``header: false``, in the absence of)
-            the header row.
+            the header row (``names`` is the same option).
         null_values: strings read as null (default: only the unquoted empty field).
         column_types: column name -> Arrow type overriding inference.
         skip_rows: CSV rows to skip before the header.
@@ -117,12 +125,17 @@ class ReadOptions:
         block_size: bytes per pyarrow CSV/JSON block (tuned from the batch size by default).
         sheet_name: Excel sheet: a name, an index, a list, or None/"*" for all sheets.
         header_row: 1-based Excel row holding the header (rows above it are skipped).
-        records_path: for a JSON document, the dotted key of the array of records.
+        records_path: for a JSON document, the dotted key of the array of records; for XML,
+            the slash-separated element path of the records (``orders/order``).
         source_file_column: name of the column holding each row's file, or None.
         use_threads: let pyarrow convert CSV blocks on several threads (more read-ahead
             memory; off by default so memory stays near one batch).
         with_parts: remote stores: read the file and the part files appends added next to it
             (``<stem>/part-*``), i.e. everything an append target holds.
+        colspecs: fixed_width: each column's ``[start, end)`` character positions (0-based),
+            from ``options.colspecs`` or ``options.widths``.
+        encryption: ``fernet`` when the files are Fernet tokens of the project's keys.
+        archive_members: zip archives: a glob choosing the members to read.
     """
 
     delimiter: str | None = None
@@ -140,6 +153,9 @@ class ReadOptions:
     source_file_column: str | None = None
     use_threads: bool = False
     with_parts: bool = False
+    colspecs: tuple[tuple[int, int], ...] | None = None
+    encryption: str | None = None
+    archive_members: str | None = None
 
     @classmethod
     def parse(cls, options: Mapping[str, Any] | None) -> ReadOptions:
@@ -163,8 +179,11 @@ class ReadOptions:
             kwargs["encoding"] = normalize_encoding(opts["encoding"])
         if "header" in opts:
             kwargs["header"] = bool(opts["header"])
-        if opts.get("column_names") is not None:
-            kwargs["column_names"] = tuple(str(c) for c in opts["column_names"])
+        names = opts.get("column_names", opts.get("names"))
+        if names is not None:
+            if isinstance(names, str) or not isinstance(names, list | tuple):
+                raise SpecError("options.names (column_names) must be a list of column names")
+            kwargs["column_names"] = tuple(str(c) for c in names)
         if "null_values" in opts:
             values = opts["null_values"]
             if values is None:
@@ -196,12 +215,76 @@ class ReadOptions:
             kwargs["use_threads"] = bool(opts["use_threads"])
         if "with_parts" in opts:
             kwargs["with_parts"] = bool(opts["with_parts"])
+        colspecs = parse_colspecs(opts.get("widths"), opts.get("colspecs"))
+        if colspecs is not None:
+            kwargs["colspecs"] = colspecs
+        kwargs["encryption"] = parse_encryption(opts.get("encryption"))
+        members = opts.get("archive_members")
+        if members is not None:
+            if not isinstance(members, str) or not members:
+                raise SpecError("options.archive_members must be a glob such as '*.csv'")
+            kwargs["archive_members"] = members
         column = opts.get("source_file_column")
         if column is True:
             kwargs["source_file_column"] = "_source_file"
         elif isinstance(column, str) and column:
             kwargs["source_file_column"] = column
         return cls(**kwargs)
+
+
+def parse_encryption(value: Any) -> str | None:
+    """``options.encryption``: ``fernet``, or None for ``none``/``false``/unset.
+
+    Raises:
+        SpecError: another value.
+    """
+    if value in (None, False, "", "none"):
+        return None
+    if isinstance(value, str) and value.strip().lower() in ENCRYPTIONS:
+        return value.strip().lower()
+    raise SpecError(
+        f"options.encryption {value!r} is not supported; use fernet (files encrypted with the "
+        "project's MASTER_ENCRYPTION_KEY), or leave it out"
+    )
+
+
+def parse_colspecs(widths: Any, colspecs: Any) -> tuple[tuple[int, int], ...] | None:
+    """Fixed-width column positions from ``options.widths`` (consecutive widths) or
+    ``options.colspecs`` (``[start, end]`` pairs, 0-based, end excluded), else None.
+
+    Raises:
+        SpecError: both are given, or a width/position is not a valid number.
+    """
+    if widths is not None and colspecs is not None:
+        raise SpecError("give options.widths or options.colspecs, not both")
+    if widths is not None:
+        if not isinstance(widths, list | tuple) or not widths or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in widths
+        ):
+            raise SpecError("options.widths must be a list of positive integers, e.g. [6, 20, 8]")
+        spans, start = [], 0
+        for width in widths:
+            spans.append((start, start + width))
+            start += width
+        return tuple(spans)
+    if colspecs is None:
+        return None
+    pairs = []
+    if isinstance(colspecs, list | tuple) and colspecs:
+        for pair in colspecs:
+            if (
+                isinstance(pair, list | tuple)
+                and len(pair) == 2
+                and all(isinstance(p, int) and not isinstance(p, bool) for p in pair)
+                and 0 <= pair[0] < pair[1]
+            ):
+                pairs.append((pair[0], pair[1]))
+    if not pairs or len(pairs) != len(colspecs):
+        raise SpecError(
+            "options.colspecs must be a list of [start, end] character positions (0-based, end "
+            "excluded, start < end), e.g. [[0, 6], [6, 26]]"
+        )
+    return tuple(pairs)
 
 
 def normalize_encoding(name: str) -> str:

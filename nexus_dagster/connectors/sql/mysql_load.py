@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from nexus_dagster.connectors.sql.load import mysql_insert
+from nexus_dagster.scratch import scratch_folder
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def load(
             stored another number of rows; the caller must roll back.
     """
     batches = iter(batches)
-    with tempfile.TemporaryDirectory(prefix="nexus-load-") as folder:
+    with scratch_folder("nexus-load-") as folder:
         path = os.path.join(folder, "rows.tsv")
         open(path, "wb").close()  # an empty file for the probe
         probe = _statement(dbapi_connection, table_sql, columns_sql,

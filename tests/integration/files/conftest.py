@@ -1,29 +1,13 @@
-"""Fixtures for the file connector tests: a base_dir per test and a sample table."""
+"""Fixtures for the file connector tests: a sample table (``base`` and ``conn`` are in
+tests/integration/conftest.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
-from nexus_dagster.connectors.file import FileConnector
-
-
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    """The connector's base_dir (a fresh directory inside tmp_path)."""
-    root = tmp_path / "base"
-    root.mkdir()
-    return root
-
-
-@pytest.fixture
-def conn(base: Path) -> FileConnector:
-    """A file connector confined to ``base``."""
-    return FileConnector({"base_dir": str(base)})
 
 
 @pytest.fixture

@@ -5,12 +5,9 @@ days runs 3 partitions."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,9 +27,9 @@ from dagster._core.workspace.load_target import WorkspaceFileTarget
 from nexus_dagster.dagster.execution import run_history
 from tests.integration.operations.conftest import make_source, sqlite_rows, write_spec
 from tests.integration.operations.servers import http_server
+from tests.process_groups import BIN, dagster_daemon
 
 REPO = Path(__file__).resolve().parents[3]
-BIN = Path(sys.executable).parent
 WAIT_SECONDS = 200
 # the temp instance's queue: launch queued runs every second, several at a time
 FAST_QUEUE = """
@@ -74,18 +71,6 @@ targets:
   - {name: events_out, target_type: database, table: events_out,
      connection_params: {type: sqlite, database: output/daily.db}}
 """
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGINT to the daemon's process group, then SIGKILL whatever is left."""
-    try:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(10)
 
 
 def _schedule_started_a_minute_ago(
@@ -139,13 +124,7 @@ def test_daemon_schedule_automation_notification_and_cli_backfill(tmp_path: Path
     with http_server() as (base, posts):
         env = {**os.environ, "DAGSTER_HOME": str(home), "WEBHOOK_URL": f"{base}/hook",
                "NEXUS_JOB_SPECS": str(folder)}
-        log = (tmp_path / "daemon.log").open("w")
-        daemon = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
+        with dagster_daemon(tmp_path, env, tmp_path / "daemon.log"):
             backfill = subprocess.run(
                 [str(BIN / "dagster"), "job", "backfill", "-w", "workspace.yaml",
                  "-j", "daily_events", "--from", "2024-01-01", "--to", "2024-01-03",
@@ -167,9 +146,6 @@ def test_daemon_schedule_automation_notification_and_cli_backfill(tmp_path: Path
                 failed = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
                 assert not failed, [r.job_name for r in failed]
                 daily = _successes(instance, "daily_events")
-        finally:
-            _stop(daemon)
-            log.close()
         detail = (tmp_path / "daemon.log").read_text()[-3000:]
         assert a_runs, "no scheduled run of job_a\n" + detail
         assert a_runs[-1].tags.get("dagster/schedule_name") == "job_a_schedule"

@@ -77,7 +77,7 @@ def test_zip_input_and_glob_with_source_file(store: Store):
     table = read(conn, "data/2024/*", source_file_column="_source_file")
     assert table.column("id").to_pylist() == [1, 2, 3, 4]
     assert table.column("_source_file").to_pylist() == [
-        "data/2024/a.csv", "data/2024/a.csv", "data/2024/b.csv.gz", "data/2024/d.csv.zip"]
+        "data/2024/a.csv", "data/2024/a.csv", "data/2024/b.csv.gz", "data/2024/d.csv.zip!d.csv"]
     # a prefix reads every file under it
     assert sorted(read(store.connector(), "data/").column("id").to_pylist()) == [1, 2, 3, 4, 9]
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -24,42 +21,13 @@ from tests.integration.streams.kv_support import (
     run_job,
     write_spec,
 )
-from tests.support import drop_topics, kafka_bootstrap
+from tests.support import produce_messages
 
 pytestmark = pytest.mark.kafka
 
 
-@pytest.fixture(scope="module")
-def bootstrap() -> str:
-    """host:port of the test broker, once it serves metadata."""
-    return kafka_bootstrap()
-
-
-@pytest.fixture
-def topic(bootstrap: str) -> Iterator[str]:
-    """A fresh topic name (created by the first write), deleted afterwards."""
-    name = f"t_{uuid.uuid4().hex[:10]}"
-    yield name
-    drop_topics(bootstrap, name, f"{name}_b")
-
-
 def connector(bootstrap: str, group: str = "g", **extra) -> KafkaConnector:
     return KafkaConnector({"bootstrap_servers": bootstrap, "consumer_group": group, **extra})
-
-
-def produce(bootstrap: str, topic: str, values: list, partitions: int = 1) -> None:
-    """Raw messages (JSON-encoded unless bytes), keys k0, k1, ..."""
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    if topic not in admin.list_topics(timeout=10).topics:
-        admin.create_topics([NewTopic(topic, num_partitions=partitions)])[topic].result(10)
-    producer = Producer({"bootstrap.servers": bootstrap})
-    for i, value in enumerate(values):
-        data = value if isinstance(value, bytes) else json.dumps(value).encode()
-        producer.produce(topic, value=data, key=f"k{i}".encode(), partition=i % partitions)
-    assert producer.flush(10) == 0
 
 
 def read_all(kafka: KafkaConnector, topic: str, **options) -> tuple[Relation, pa.Table]:
@@ -100,7 +68,7 @@ def test_round_trip_with_keys_and_metadata_columns(bootstrap: str, topic: str):
 
 
 def test_no_acknowledge_means_the_same_messages_again(bootstrap: str, topic: str):
-    produce(bootstrap, topic, [{"n": i} for i in range(6)])
+    produce_messages(bootstrap, topic, [{"n": i} for i in range(6)])
     first = connector(bootstrap, f"ack_{topic}")
     assert read_all(first, topic)[1]["n"].to_pylist() == list(range(6))
     first.close()  # closed without acknowledge(): a failed load
@@ -109,14 +77,14 @@ def test_no_acknowledge_means_the_same_messages_again(bootstrap: str, topic: str
     assert table["n"].to_pylist() == list(range(6))
     second.acknowledge(relation)
     second.close()
-    produce(bootstrap, topic, [{"n": 6}])
+    produce_messages(bootstrap, topic, [{"n": 6}])
     third = connector(bootstrap, f"ack_{topic}")
     assert read_all(third, topic)[1]["n"].to_pylist() == [6]
     third.close()
 
 
 def test_bounded_batches_continue_where_the_last_commit_left(bootstrap: str, topic: str):
-    produce(bootstrap, topic, [{"n": i} for i in range(25)], partitions=3)
+    produce_messages(bootstrap, topic, [{"n": i} for i in range(25)], partitions=3)
     seen: list[int] = []
     for expected in (10, 10, 5, 0):
         kafka = connector(bootstrap, f"bound_{topic}")
@@ -129,8 +97,8 @@ def test_bounded_batches_continue_where_the_last_commit_left(bootstrap: str, top
 
 
 def test_topic_pattern_and_value_formats(bootstrap: str, topic: str):
-    produce(bootstrap, topic, [{"a": 1, "nested": {"x": [1, 2]}}, [1, 2], "text"])
-    produce(bootstrap, f"{topic}_b", [{"a": 2}])
+    produce_messages(bootstrap, topic, [{"a": 1, "nested": {"x": [1, 2]}}, [1, 2], "text"])
+    produce_messages(bootstrap, f"{topic}_b", [{"a": 2}])
     kafka = connector(bootstrap, f"pat_{topic}")
     _, table = read_all(kafka, f"^{topic}(_b)?$", metadata_columns=["topic"])
     rows = sorted(table.to_pylist(), key=lambda r: (r["_topic"], str(r["a"])))
@@ -140,7 +108,7 @@ def test_topic_pattern_and_value_formats(bootstrap: str, topic: str):
     assert sorted(r["value"] for r in rows if r["value"]) == ["[1, 2]", "text"]
     kafka.close()
 
-    produce(bootstrap, f"{topic}_b", [b"not json {"])
+    produce_messages(bootstrap, f"{topic}_b", [b"not json {"])
     strict = connector(bootstrap, f"fmt_{topic}")
     with pytest.raises(DataError, match="value_format: string"):
         read_all(strict, f"{topic}_b")
@@ -152,7 +120,7 @@ def test_topic_pattern_and_value_formats(bootstrap: str, topic: str):
 
 
 def test_field_appearing_after_first_batch_is_a_clear_error(bootstrap: str, topic: str):
-    produce(bootstrap, topic, [{"a": i} for i in range(5)] + [{"a": 9, "late": "x"}])
+    produce_messages(bootstrap, topic, [{"a": i} for i in range(5)] + [{"a": 9, "late": "x"}])
     kafka = connector(bootstrap, f"late_{topic}")
     with pytest.raises(DataError, match=r"'late'.*column_types"):
         read_all(kafka, topic)
@@ -224,7 +192,7 @@ targets:
 def test_dagster_job_is_at_least_once(tmp_path: Path, bootstrap: str, topic: str):
     specs = write_spec(tmp_path, "kafka_events",
                        JOB.format(bootstrap=bootstrap, group=f"job_{topic}", topic=topic))
-    produce(bootstrap, topic, [{"id": i, "name": f"n{i}"} for i in range(5)])
+    produce_messages(bootstrap, topic, [{"id": i, "name": f"n{i}"} for i in range(5)])
     db = tmp_path / "output/events.db"
     db.parent.mkdir()
     with sqlite3.connect(db) as con:  # a target that fails once: a NOT NULL column no row has
@@ -244,7 +212,7 @@ def test_dagster_job_is_at_least_once(tmp_path: Path, bootstrap: str, topic: str
             (i, f"n{i}") for i in range(5)]  # the messages of the failed run, read again
     assert endpoint_events(result)["kafka_events/events"]["nexus/rows_extracted"].value == 5
 
-    produce(bootstrap, topic, [{"id": 5, "name": "n5"}, {"id": 6, "name": "n6"}])
+    produce_messages(bootstrap, topic, [{"id": 5, "name": "n5"}, {"id": 6, "name": "n6"}])
     result = run_job(specs, "kafka_events", instance)
     assert result.success
     assert endpoint_events(result)["kafka_events/events_table"]["dagster/row_count"].value == 2

@@ -29,7 +29,7 @@ def test_registry_serves_database():
     cls = connector_class("database")
     assert cls is DatabaseConnector
     assert cls.is_source and cls.is_target and cls.supports_incremental
-    assert cls.write_modes == {"append", "overwrite", "upsert"}
+    assert cls.write_modes == {"append", "overwrite", "upsert", "sync", "scd2"}
 
 
 @pytest.mark.parametrize(
