@@ -6,6 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +16,7 @@ from typing import Any
 
 import dagster as dg
 import pytest
+import yaml
 
 from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.connectors.remote import RemoteFileConnector
@@ -20,6 +24,8 @@ from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
 
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def service_env(var: str, services: str = "") -> str:
@@ -34,6 +40,27 @@ def service_env(var: str, services: str = "") -> str:
     if os.environ.get("CI"):
         pytest.fail(msg, pytrace=False)
     pytest.skip(msg)
+
+
+def run_readme_example(marker: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the README's first ```python block after ``<!-- marker`` in a fresh interpreter in
+    ``cwd``; fails the test (with its output) unless it exits 0."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"<!-- {marker}")
+    code = re.search(r"```python\n(.*?)```", text[start:], re.S).group(1)
+    done = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True,
+                          text=True, timeout=180)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def write_job(tmp_path: Path, job: dict[str, Any]) -> Path:
+    """The spec folder ``tmp_path/job_specs`` with ``job`` (a spec as a dict) written to
+    ``<name>.yaml``; returns the folder."""
+    folder = tmp_path / "job_specs"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{job['name']}.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
+    return folder
 
 
 def run_job(folder: Path, job: str, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:

@@ -12,7 +12,7 @@ Per project:
 * after every target committed, the step records an observation of each source asset carrying
   the rows extracted and the incremental cursor (``nexus/cursor``, tagged with the job, since
   several jobs may read one source), which the job's next run reads back;
-* an asset job named after the job (in-process executor unless ``parallel: true``), and a
+* an asset job named after the job (in-process executor: one step), and a
   schedule, sensors and asset checks when the spec has them.
 
 Example:
@@ -307,10 +307,10 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
             raise guards.step_failure(exc, message, context.retry_number + 1,
                                       max_retries or 0) from None
 
-    if job.parallel:
-        executor = dg.multiprocess_executor.configured({"max_concurrent": job.max_workers})
-    else:
-        executor = dg.in_process_executor
+    # one step per job: a multiprocess executor would add a process and parallelize nothing;
+    # `parallel: true` gives the transformation engine `max_workers` threads instead
+    # (run/general.py transform_settings)
+    executor = dg.in_process_executor
     asset_job = dg.define_asset_job(
         name=job.key,
         selection=dg.AssetSelection.assets(*[s.key for s in target_specs]),

@@ -7,13 +7,15 @@ into metrics. They hold no connection and no secret.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from nexus_dagster.connectors.base import LoadResult
 from nexus_dagster.spec.models import DataSource, DataTarget
-from nexus_dagster.transforms.rules_sql import RuleCounts
+
+if TYPE_CHECKING:  # the rules' module imports DuckDB; events stay light
+    from nexus_dagster.transforms.rules_sql import RuleCounts
 
 __all__ = ["Event", "SourceExtracted", "TargetLoaded"]
 

@@ -58,11 +58,14 @@ def plan(context: RunContext) -> GeneralPlan:
 def transform_settings(spec: Any) -> dict[str, Any]:
     """``apply_transformations`` keyword arguments from the job's ``engine`` block.
 
-    A relative ``temp_directory`` is taken from the project root (made if missing).
+    A relative ``temp_directory`` is taken from the project root (made if missing). A job with
+    ``parallel: true`` runs the engine on ``max_workers`` threads (independent transformations
+    and the operators of each run concurrently) unless ``engine.threads`` says otherwise.
     """
     engine = spec.job.engine
+    parallel_threads = spec.job.max_workers if spec.job.parallel else None
     if engine is None:
-        return {}
+        return {"threads": parallel_threads} if parallel_threads else {}
     temp = engine.temp_directory
     if temp is not None:
         folder = Path(temp).expanduser()
@@ -71,7 +74,7 @@ def transform_settings(spec: Any) -> dict[str, Any]:
         folder.mkdir(parents=True, exist_ok=True)
         temp = str(folder)
     return {"memory_limit": engine.memory_limit, "temp_directory": temp,
-            "threads": engine.threads}
+            "threads": engine.threads or parallel_threads}
 
 
 def replace_range(job: Any, window: tuple[Any, Any] | None) -> tuple[str, Any, Any] | None:

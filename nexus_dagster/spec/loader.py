@@ -40,6 +40,7 @@ from nexus_dagster.spec.models import (
     Transformation,
 )
 from nexus_dagster.spec.operations import CheckSpec, FreshnessSpec, PartitionsSpec, TriggerSpec
+from nexus_dagster.spec.rules import RuleSpec
 from nexus_dagster.spec.select_config import SelectConfig
 from nexus_dagster.spec.validate import check_project, unregistered_type
 from nexus_dagster.spec.validate_partial import PartialJob, partial_job
@@ -73,6 +74,7 @@ _CHILD_MODELS: dict[str, type[BaseModel]] = {
     "trigger": TriggerSpec,
     "sensor": SensorSpec,
     "checks": CheckSpec,
+    "rules": RuleSpec,
     "freshness": FreshnessSpec,
     "scd2": Scd2Spec,
     "after_load": AfterLoadSpec,

@@ -55,7 +55,7 @@ def test_a_cdc_source_with_publication_and_slot_loads(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("source", "target", "connection", "expected"), [
     (CDC, SYNC, "warehouse",
-     "job.yaml:5: sources[0].cdc: cdc needs PostgreSQL logical replication; connection "
+     "job.yaml:7: sources[0].cdc: cdc needs PostgreSQL logical replication; connection "
      "'warehouse' is sqlite"),
     (CDC + "    incremental_column: updated_at\n", SYNC, "app_db",
      "job.yaml:10: sources[0].incremental_column: cdc keeps its position in the replication "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from nexus_dagster.connectors.database import DatabaseConnector
@@ -13,33 +15,32 @@ BACKENDS = [
 ]
 
 
+def _connector(url: str) -> Iterator[DatabaseConnector]:
+    """A connector on ``url``, disposed after the test."""
+    connector = DatabaseConnector({"url": url})
+    yield connector
+    connector.dispose()
+
+
 @pytest.fixture(params=BACKENDS)
-def db(request: pytest.FixtureRequest):
+def db(request: pytest.FixtureRequest) -> Iterator[DatabaseConnector]:
     """A connector on a fresh database of each kind (PostgreSQL, MariaDB, SQLite)."""
-    connector = DatabaseConnector({"url": request.getfixturevalue(request.param)})
-    yield connector
-    connector.dispose()
+    yield from _connector(request.getfixturevalue(request.param))
 
 
 @pytest.fixture
-def pg(pg_url: str):
+def pg(pg_url: str) -> Iterator[DatabaseConnector]:
     """A connector on a fresh PostgreSQL database."""
-    connector = DatabaseConnector({"url": pg_url})
-    yield connector
-    connector.dispose()
+    yield from _connector(pg_url)
 
 
 @pytest.fixture
-def maria(mariadb_url: str):
+def maria(mariadb_url: str) -> Iterator[DatabaseConnector]:
     """A connector on a fresh MariaDB database."""
-    connector = DatabaseConnector({"url": mariadb_url})
-    yield connector
-    connector.dispose()
+    yield from _connector(mariadb_url)
 
 
 @pytest.fixture
-def lite(sqlite_url: str):
+def lite(sqlite_url: str) -> Iterator[DatabaseConnector]:
     """A connector on a fresh SQLite file."""
-    connector = DatabaseConnector({"url": sqlite_url})
-    yield connector
-    connector.dispose()
+    yield from _connector(sqlite_url)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from nexus_dagster.connectors.database import DatabaseConnector
 from nexus_dagster.errors import LoadError
@@ -16,14 +15,7 @@ from nexus_dagster.run.events import SourceExtracted, TargetLoaded
 from nexus_dagster.spec.loader import load_project
 from tests.integration.database.helpers import execute as sql
 from tests.integration.database.helpers import fetch
-from tests.support import endpoint_events, run_job
-
-
-def _project(tmp_path: Path, job: dict) -> Path:
-    folder = tmp_path / "job_specs"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{job['name']}.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
-    return folder
+from tests.support import endpoint_events, run_job, write_job
 
 
 def _run(folder: Path) -> list:
@@ -53,7 +45,7 @@ def test_scd2_job_reports_inserted_closed_and_unchanged(lite: DatabaseConnector,
     job = {"name": "dim_job", "sources": [_source(lite)],
            "targets": [_target(lite, write_mode="scd2",
                                scd2={"valid_from": "start_at", "close_missing": True})]}
-    folder = _project(tmp_path, job)
+    folder = write_job(tmp_path, job)
     instance = dg.DagsterInstance.ephemeral()
     assert run_job(folder, "dim_job", instance).success
     sql(lite, "UPDATE customers SET city = 'Bergen' WHERE id = 1",
@@ -76,7 +68,7 @@ def test_sync_job_refused_above_max_delete_fraction_leaves_the_target(
     job = {"name": "sync_job", "sources": [_source(lite)],
            "targets": [_target(lite, write_mode="sync", max_delete_fraction=0.4,
                                delete_where="city == 'Nice'")]}
-    folder = _project(tmp_path, job)
+    folder = write_job(tmp_path, job)
     loaded = next(e for e in _run(folder) if isinstance(e, TargetLoaded)).result
     assert loaded.extra["rows_deleted_where"] == 1
     assert fetch(lite, "SELECT id FROM dim_customers ORDER BY id") == [(1,), (2,)]
@@ -95,7 +87,7 @@ def test_database_source_after_load_deletes_the_keys_read_even_if_filtered(
            "transformations": [{"name": "no_rome", "transformation_type": "filter",
                                 "config": {"condition": "city != 'Rome'"}}],
            "targets": [_target(db, write_mode="upsert")]}
-    events = _run(_project(tmp_path, job))
+    events = _run(write_job(tmp_path, job))
     done = next(e for e in events if isinstance(e, SourceExtracted))
     assert done.after_load == {"rows_deleted": 3}
     assert fetch(db, "SELECT id FROM customers") == []
@@ -110,7 +102,7 @@ def test_database_source_after_load_by_window_deletes_only_the_window(
                                                 incremental_value=2,
                                                 after_load={"delete": True})],
            "targets": [_target(db, write_mode="append")]}
-    events = _run(_project(tmp_path, job))
+    events = _run(write_job(tmp_path, job))
     assert next(e for e in events if isinstance(e, SourceExtracted)).after_load == {
         "rows_deleted": 2}
     assert fetch(db, "SELECT id FROM customers") == [(1,)]
@@ -125,7 +117,7 @@ def test_database_source_rows_stay_when_a_target_fails(lite: DatabaseConnector,
            "targets": [_target(lite, write_mode="upsert"),
                        {**_target(lite), "name": "broken", "table": "broken"}]}
     with pytest.raises(LoadError):
-        _run(_project(tmp_path, job))
+        _run(write_job(tmp_path, job))
     assert fetch(lite, "SELECT id FROM customers") == [(1,)]
 
 
@@ -135,7 +127,7 @@ def test_pg_pipe_runs_scd2_and_sync_and_declines_after_load(pg: DatabaseConnecto
     for mode, extra in (("scd2", {}), ("sync", {"max_delete_fraction": 1})):
         job = {"name": f"pg_{mode}", "sources": [_source(pg)],
                "targets": [_target(pg, write_mode=mode, table=f"dim_{mode}", **extra)]}
-        folder = _project(tmp_path / mode, job)
+        folder = write_job(tmp_path / mode, job)
         _run(folder)
         sql(pg, "UPDATE customers SET city = 'Bergen' WHERE id = 1")
         loaded = next(e for e in _run(folder) if isinstance(e, TargetLoaded)).result
@@ -150,7 +142,7 @@ def test_pg_pipe_runs_scd2_and_sync_and_declines_after_load(pg: DatabaseConnecto
     job = {"name": "pg_drain", "sources": [_source(pg, after_load={"delete": True,
                                                                      "key_columns": ["id"]})],
            "targets": [_target(pg, write_mode="upsert", table="dim_drain")]}
-    loaded = next(e for e in _run(_project(tmp_path / "drain", job))
+    loaded = next(e for e in _run(write_job(tmp_path / "drain", job))
                   if isinstance(e, TargetLoaded)).result
     assert "pushdown" not in loaded.extra  # the general path, which collects the keys
     assert fetch(pg, "SELECT count(*) FROM customers") == [(0,)]

@@ -214,3 +214,19 @@ def test_failing_quarantine_target_fails_the_run_before_other_targets(pg, tmp_pa
         assert _checksum(pg, "orders_clean") == clean_before
         assert scalar(pg, "SELECT count(*) FROM orders_rejects") == 0
         assert not result.get_asset_materialization_events()
+
+
+def test_a_postgres_to_postgres_job_with_rules_takes_the_general_plan(pg, tmp_path) -> None:
+    _orders(pg)
+    job = _job(pg, {})
+    job["targets"] = job["targets"][:1]
+    job["rules"] = [{"column": "id", "check": "not_null", "action": "fail"}]
+    del job["quarantine_target"]
+    with dg.instance_for_test() as instance:
+        result = run_job(_project(tmp_path, job), "orders_gate", instance)
+        assert result.success
+        clean = endpoint_events(result)["orders_gate/clean"]
+        assert clean["nexus/plan"].value == "general"  # the COPY pipe declined the job
+        assert clean["nexus/rules_rows_passed"].value == len(ROWS)
+        assert clean["nexus/rows_quarantined"].value == 0
+        assert scalar(pg, "SELECT count(*) FROM orders_clean") == len(ROWS)

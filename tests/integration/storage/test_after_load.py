@@ -8,23 +8,15 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
 from nexus_dagster.errors import LoadError
 from nexus_dagster.run import execute
 from nexus_dagster.run.events import SourceExtracted
 from nexus_dagster.spec.loader import load_project
-from tests.support import Store, endpoint_events, run_job
+from tests.support import Store, endpoint_events, run_job, write_job
 
 ROWS_A = b"id,city\n1,Oslo\n2,Kyoto\n"
 ROWS_B = b"id,city\n3,Lima\n"
-
-
-def _project(tmp_path: Path, job: dict) -> Path:
-    folder = tmp_path / "job_specs"
-    folder.mkdir(exist_ok=True)
-    (folder / f"{job['name']}.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
-    return folder
 
 
 def _job(source: dict, after_load: dict, *targets: dict) -> dict:
@@ -60,7 +52,7 @@ def test_local_files_move_under_move_to_keeping_their_subfolders(tmp_path: Path)
     _local_files(tmp_path)
     job = _job({"source_type": "file", "file_path": "in/**/*.csv"}, {"move_to": "done/"},
                _sqlite_target(tmp_path / "dw.db"))
-    result = run_job(_project(tmp_path, job), "archive_job", dg.DagsterInstance.ephemeral())
+    result = run_job(write_job(tmp_path, job), "archive_job", dg.DagsterInstance.ephemeral())
     assert result.success
     assert _listing(tmp_path / "in") == []
     assert _listing(tmp_path / "done") == ["2024/a.csv", "b.csv"]
@@ -70,7 +62,7 @@ def test_local_files_move_under_move_to_keeping_their_subfolders(tmp_path: Path)
         assert db.execute("SELECT count(*) FROM cities").fetchone() == (3,)
     # a file of the same name read later lands next to the first, never over it
     (tmp_path / "in" / "b.csv").write_bytes(b"id,city\n4,Rome\n")
-    assert run_job(_project(tmp_path, job), "archive_job",
+    assert run_job(write_job(tmp_path, job), "archive_job",
                    dg.DagsterInstance.ephemeral()).success
     moved = [n for n in _listing(tmp_path / "done") if n.startswith("b")]
     assert len(moved) == 2 and "b.csv" in moved
@@ -83,7 +75,7 @@ def test_local_files_stay_when_a_target_fails(tmp_path: Path) -> None:
         db.execute("CREATE TABLE cities (other INTEGER)")  # the load's columns do not exist
     job = _job({"source_type": "file", "file_path": "in/**/*.csv"}, {"delete": True},
                _sqlite_target(tmp_path / "dw.db"), _sqlite_target(broken, "broken"))
-    result = run_job(_project(tmp_path, job), "archive_job", dg.DagsterInstance.ephemeral())
+    result = run_job(write_job(tmp_path, job), "archive_job", dg.DagsterInstance.ephemeral())
     assert not result.success
     assert _listing(tmp_path / "in") == ["2024/a.csv", "b.csv"]
 
@@ -95,7 +87,7 @@ def test_object_store_files_are_deleted_after_the_load(store: Store, tmp_path: P
     source = {"source_type": store.kind, "connection_params": store.params,
               "file_path": "in/*.csv"}
     job = _job(source, {"delete": True}, _sqlite_target(tmp_path / "dw.db"))
-    assert _run(_project(tmp_path, job)) == {"files_deleted": 2}
+    assert _run(write_job(tmp_path, job)) == {"files_deleted": 2}
     assert store.listing() == ["keep/c.csv"]
 
 
@@ -105,7 +97,7 @@ def test_object_store_files_move_to_an_archive_prefix(store: Store, tmp_path: Pa
     source = {"source_type": store.kind, "connection_params": store.params,
               "file_path": "in/"}
     job = _job(source, {"move_to": "archive/2024/"}, _sqlite_target(tmp_path / "dw.db"))
-    assert _run(_project(tmp_path, job)) == {"files_moved": 2}
+    assert _run(write_job(tmp_path, job)) == {"files_moved": 2}
     assert store.listing() == ["archive/2024/a.csv", "archive/2024/b.csv"]
     assert store.get("archive/2024/a.csv") == ROWS_A
     with sqlite3.connect(tmp_path / "dw.db") as db:
@@ -123,5 +115,5 @@ def test_object_store_files_stay_when_a_target_fails(store_factory, tmp_path: Pa
     job = _job(source, {"move_to": "done/"}, _sqlite_target(tmp_path / "dw.db"),
                _sqlite_target(broken, "broken"))
     with pytest.raises(LoadError, match="do not exist"):
-        _run(_project(tmp_path, job))
+        _run(write_job(tmp_path, job))
     assert store.listing() == ["in/a.csv"]

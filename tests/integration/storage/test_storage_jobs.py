@@ -8,21 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pyarrow as pa
 import pytest
-import yaml
 
 from nexus_dagster.connectors.base import ReadRequest
 from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.spec.loader import load_project
-from tests.support import Store, endpoint_events, make_store
+from tests.support import Store, endpoint_events, make_store, write_job
 
 ROWS = b"id,city\n1,Zo\xc3\xab\n2,Kyoto\n3,Lima\n"
-
-
-def project(tmp_path: Path, job: dict) -> Path:
-    folder = tmp_path / "job_specs"
-    folder.mkdir(exist_ok=True)
-    (folder / f"{job['name']}.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
-    return folder
 
 
 def endpoint(store: Store, role: str, name: str, path: str, **extra) -> dict:
@@ -55,7 +47,7 @@ def test_cross_store_copy_job(store_factory, tmp_path: Path, source_kind: str,
         "targets": [endpoint(target, "target", "lake", "out/cities.parquet",
                              write_mode="overwrite")],
     }
-    result = run(project(tmp_path, job), job["name"], dg.DagsterInstance.ephemeral())
+    result = run(write_job(tmp_path, job), job["name"], dg.DagsterInstance.ephemeral())
     assert result.success
     table = pa.Table.from_batches(list(target.connector().read(
         ReadRequest(path="out/cities.parquet"))))
@@ -106,7 +98,7 @@ def test_sensor_starts_one_run_per_new_file(sensor_store, tmp_path: Path):
         "targets": [{"name": "out", "target_type": "file",
                      "file_path": str(tmp_path / "out.jsonl"), "write_mode": "append"}],
     }
-    folder = project(tmp_path, job)
+    folder = write_job(tmp_path, job)
     defs = build_definitions(load_project(folder))
     sensor = defs.resolve_sensor_def("inbox_job_new_files")
     assert sensor.minimum_interval_seconds == 30
