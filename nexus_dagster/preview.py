@@ -15,8 +15,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -116,7 +118,7 @@ def preview_job(project: Any, name: str, rows: int = DEFAULT_ROWS) -> JobPreview
         SpecError: no such job.
         NexusError: a source cannot be read or a transformation fails (messages masked).
     """
-    from nexus_dagster.transforms.chain import apply_transformations
+    from nexus_dagster.transforms.chain import apply_transformations, transform_outputs
 
     spec = project.job(name)
     job = spec.job
@@ -132,13 +134,20 @@ def preview_job(project: Any, name: str, rows: int = DEFAULT_ROWS) -> JobPreview
             result.sources[source.name] = table.num_rows
             samples[source.name] = Relation.from_table(table, name=source.name)
         steps = job.ordered_transformations()
-        if steps or len(samples) > 1:
-            out = apply_transformations(samples, steps, batch_size=max(rows, 1))
-        else:
-            out = next(iter(samples.values()))
-        head = out.to_table().slice(0, rows)
+        wanted = list(dict.fromkeys(target.input for target in job.targets))
+        if wanted == [None]:
+            if steps or len(samples) > 1:
+                out = apply_transformations(samples, steps, batch_size=max(rows, 1))
+            else:
+                out = next(iter(samples.values()))
+            heads = {None: out.to_table().slice(0, rows)}
+        else:  # targets reading different steps or raw sources (``input:``)
+            with tempfile.TemporaryDirectory(prefix="nexus-preview-") as folder:
+                outs = transform_outputs(samples, steps, wanted, Path(folder),
+                                         batch_size=max(rows, 1))
+                heads = {name: outs[name].to_table().slice(0, rows) for name in wanted}
         for target in job.targets:
-            result.targets[target.name] = (head, _where(target))
+            result.targets[target.name] = (heads[target.input], _where(target))
         return result
     finally:
         for connector in opened:

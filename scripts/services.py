@@ -857,13 +857,17 @@ STREAM_SERVICES = {"redis": RedisServer, "kafka": KafkaServer}
 
 
 # --------------------------------------------------------------------------------------------
-# document and search stores (MongoDB wire protocol via FerretDB, OpenSearch)
+# document and search stores (MongoDB wire protocol via FerretDB, OpenSearch, Elasticsearch)
 
 FERRETDB_PORT = int(os.environ.get("NEXUS_FERRETDB_PORT", "57017"))
 FERRETDB_VERSION = "v1.24.2"
 OPENSEARCH_PORT = int(os.environ.get("NEXUS_OPENSEARCH_PORT", "59200"))  # transport: +100
 OPENSEARCH_VERSION = "2.19.6"
 OPENSEARCH_LOG4J = "2.25.4"  # the log4j-api version opensearch 2.19.6 resolves to
+# below 32768: a fixed port inside the ephemeral range (32768-60999) is now and then held by a
+# client socket of the tests and the transport bind fails with "Address already in use"
+ELASTICSEARCH_PORT = int(os.environ.get("NEXUS_ELASTICSEARCH_PORT", "29400"))  # transport: +100
+ELASTICSEARCH_VERSION = "8.19.5"
 
 
 class FerretDB(ProcessService):
@@ -993,7 +997,126 @@ class OpenSearchNode(ProcessService):
         return {"NEXUS_TEST_OPENSEARCH_URL": f"http://{HOST}:{self.port}"}
 
 
-NOSQL_SERVICES = {"ferretdb": FerretDB, "opensearch": OpenSearchNode}
+class ElasticsearchNode(ProcessService):
+    """One embedded Elasticsearch 8 node from Maven Central jars (Java 17).
+
+    ``org.elasticsearch:elasticsearch`` and the ``transport-netty4`` plugin are fetched once with
+    Maven into ~/.cache/nexus-services/elasticsearch/<version>; ``scripts/elasticsearch/`` holds
+    the main class (a ``Node`` built from the modules folder) and the ``nexus-root`` plugin that
+    serves ``GET /`` (the distribution's rest-root module is not on Maven Central). Netty and the
+    plugins load from ``<build>/modules/<name>/`` as in the distribution; the build folder is
+    named by a digest of the Java sources. No security (x-pack is not in these jars).
+    """
+
+    name = "elasticsearch"
+    process_hint = "NexusElasticsearchNode"
+
+    def __init__(self, root: Path) -> None:
+        Service.__init__(self, STATE_DIR)
+        self.port = ELASTICSEARCH_PORT
+        self.folder = CACHE_DIR / "elasticsearch" / ELASTICSEARCH_VERSION
+        self.sources = [REPO_ROOT / "scripts" / "elasticsearch" / f"{name}.java"
+                        for name in ("NexusElasticsearchNode", "NexusRootPlugin")]
+        digest = hashlib.sha1()
+        for source in self.sources:
+            digest.update(source.read_bytes() if source.exists() else b"x")
+        self.build = self.folder / f"build-{digest.hexdigest()[:10]}"
+
+    def install(self) -> None:
+        apt_install("javac", "default-jdk-headless")
+        libs, netty = self.folder / "libs", self.folder / "netty"
+        if not (libs / ".complete").exists():
+            apt_install("mvn", "maven")
+            self.folder.mkdir(parents=True, exist_ok=True)
+            deps = "".join(
+                f"<dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+                f"<version>{ELASTICSEARCH_VERSION}</version></dependency>"
+                for g, a in (("org.elasticsearch", "elasticsearch"),
+                             ("org.elasticsearch.plugin", "transport-netty4"))
+            )
+            (self.folder / "pom.xml").write_text(
+                '<project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0'
+                "</modelVersion><groupId>nexus.services</groupId><artifactId>elasticsearch-node"
+                "</artifactId><version>1</version><packaging>pom</packaging>"
+                f"<dependencies>{deps}</dependencies></project>\n"
+            )
+            log(f"fetching Elasticsearch {ELASTICSEARCH_VERSION} jars from Maven Central ...")
+            download = self.folder / "download"
+            for path in (download, libs, netty):
+                shutil.rmtree(path, ignore_errors=True)
+            run(["mvn", "-q", "-B", "-f", str(self.folder / "pom.xml"),
+                 "dependency:copy-dependencies", "-DincludeScope=runtime",
+                 f"-DoutputDirectory={download}"], timeout=900)
+            # the plugin and Netty load in the plugin's own class loader, off the class path
+            netty.mkdir()
+            for jar in download.glob("*.jar"):
+                if jar.name.startswith(("netty-", "transport-netty4-")):
+                    jar.rename(netty / jar.name)
+            download.rename(libs)
+            (libs / ".complete").write_text(ELASTICSEARCH_VERSION + "\n")
+        if not (self.build / "classes" / "NexusElasticsearchNode.class").exists():
+            self.assemble(libs, netty)
+        for sub in ("data", "logs"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+
+    def assemble(self, libs: Path, netty: Path) -> None:
+        """Compile the main class and lay out ``modules/`` in a fresh build folder."""
+        import zipfile
+
+        tmp = self.build.with_suffix(".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        node_source, plugin_source = self.sources
+        run(["javac", "-d", str(tmp / "classes"), "-cp", f"{libs}/*", str(node_source)],
+            timeout=300)
+        transport = tmp / "modules" / "transport-netty4"
+        transport.mkdir(parents=True)
+        for jar in netty.glob("*.jar"):
+            shutil.copy2(jar, transport / jar.name)
+        plugin_jar = next(netty.glob("transport-netty4-*.jar"))
+        with zipfile.ZipFile(plugin_jar) as archive:
+            descriptor = archive.read(
+                "META-INF/es-plugins/transport-netty4/plugin-descriptor.properties").decode()
+        # without ``modulename`` the plugin loads in a plain class loader: a named module layer
+        # needs the server jars on the module path, and here they are on the class path
+        (transport / "plugin-descriptor.properties").write_text("".join(
+            line for line in descriptor.splitlines(keepends=True)
+            if not line.startswith("modulename=")))
+        root = tmp / "modules" / "nexus-root"
+        run(["javac", "-d", str(tmp / "root-classes"), "-cp", f"{libs}/*", str(plugin_source)],
+            timeout=300)
+        root.mkdir(parents=True)
+        run(["jar", "cf", str(root / "nexus-root.jar"), "-C", str(tmp / "root-classes"), "."],
+            timeout=120)
+        (root / "plugin-descriptor.properties").write_text(
+            "description=GET / of the embedded test node\n"
+            f"version={ELASTICSEARCH_VERSION}\nname=nexus-root\nclassname=NexusRootPlugin\n"
+            f"java.version=17\nelasticsearch.version={ELASTICSEARCH_VERSION}\n")
+        shutil.rmtree(tmp / "root-classes")
+        tmp.replace(self.build)
+
+    def command(self) -> list[str]:
+        return ["java", "-Xms256m", "-Xmx512m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                "-cp", f"{self.folder / 'libs'}/*:{self.build / 'classes'}",
+                "NexusElasticsearchNode", str(self.build), str(self.dir), str(self.port),
+                str(self.port + 100)]
+
+    def answers(self) -> bool:
+        import json
+        import urllib.request
+
+        url = f"http://{HOST}:{self.port}/_cluster/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response).get("status") in ("green", "yellow")
+        except (OSError, ValueError):
+            return False
+
+    def env(self) -> dict[str, str]:
+        return {"NEXUS_TEST_ELASTICSEARCH_URL": f"http://{HOST}:{self.port}"}
+
+
+NOSQL_SERVICES = {"ferretdb": FerretDB, "opensearch": OpenSearchNode,
+                  "elasticsearch": ElasticsearchNode}
 
 
 SERVICES = {"postgres": Postgres, "mariadb": MariaDB}

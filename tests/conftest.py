@@ -4,8 +4,9 @@
 sources it. Each ``pg_url`` / ``mariadb_url`` use gets a fresh, uniquely named database that is
 dropped afterwards. Tests using them are marked ``postgres`` / ``mariadb`` automatically, so
 ``pytest -m "not postgres and not mariadb"`` runs without any server. ``mongo_db`` (FerretDB),
-``index_prefix`` (OpenSearch) and ``api`` (the local REST API test server) give fresh places on
-the other servers, for every test folder that needs them.
+``index_prefix`` (OpenSearch), ``elasticsearch_index_prefix`` (Elasticsearch) and ``api`` (the
+local REST API test server) give fresh places on the other servers, for every test folder that
+needs them.
 """
 
 from __future__ import annotations
@@ -154,6 +155,24 @@ def index_prefix(opensearch_url: str) -> Iterator[str]:
     prefix = f"t_{uuid.uuid4().hex[:10]}"
     yield prefix
     client = OpenSearch([opensearch_url])
+    client.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> str:
+    """``http://127.0.0.1:PORT`` of the Elasticsearch test node."""
+    return service_env("NEXUS_TEST_ELASTICSEARCH_URL", "elasticsearch")
+
+
+@pytest.fixture
+def elasticsearch_index_prefix(elasticsearch_url: str) -> Iterator[str]:
+    """A unique index-name prefix on the Elasticsearch node; its indices are deleted afterwards."""
+    from elasticsearch import Elasticsearch
+
+    prefix = f"t_{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = Elasticsearch(elasticsearch_url)
     client.indices.delete(index=f"{prefix}*", ignore_unavailable=True)
     client.close()
 

@@ -299,6 +299,8 @@ class DatabaseConnector(Connector):
         largest value of the cursor column seen, i.e. the next cursor value; None until a row
         is seen). ``options["incremental_column"]`` tracks ``cursor_max`` without filtering;
         ``options["assume_timezone"]`` (e.g. ``"UTC"``) reads naive timestamps as that zone.
+        With ``request.cdc`` the relation holds the table's changes from PostgreSQL logical
+        replication instead (:mod:`~nexus_dagster.connectors.sql.change_capture`).
 
         Raises:
             SpecError: neither or both of ``table`` and ``query``, or an unknown cursor column.

@@ -360,7 +360,10 @@ class SearchConnector(Connector):
                     yield hits
                     after = hits[-1]["sort"]
             finally:
-                engine.close_pit(pit)
+                # as for the scroll below: a read left half-way is closed by the garbage
+                # collector, maybe after close() (the client is gone), and the PIT expires anyway
+                with contextlib.suppress(Exception):
+                    engine.close_pit(pit)
         client = engine.client
         page = engine.search({"query": query, "size": size, "sort": ["_doc"]}, index=index,
                              scroll=KEEP_ALIVE)

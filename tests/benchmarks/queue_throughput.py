@@ -25,13 +25,13 @@ import dagster as dg
 from tests.benchmarks.run import BIN, pg_url, sql
 from tests.integration.deploy.postgres_instance import (
     code_server,
-    daemon,
     instance_env,
     make_home,
     most_at_once,
     storage_database,
 )
 from tests.integration.operations.servers import free_port
+from tests.process_groups import dagster_daemon
 
 DATA_DB = "nexus_bench_queue"
 
@@ -62,7 +62,7 @@ def run(jobs: int) -> dict:
         env = {**os.environ, "DAGSTER_HOME": str(home), "PG_URL": pg_url(DATA_DB),
                "NEXUS_JOB_SPECS": str(work / "job_specs")}
         with (code_server(work, env, free_port(), work / "code_server.log"),
-              daemon(work, env, work / "daemon.log")):
+              dagster_daemon(work, env, work / "daemon.log")):
             started = time.time()
 
             def launch(i: int) -> int:

@@ -100,3 +100,23 @@ def test_servers_listen_on_loopback_only(postgres_admin_url: str,
 def test_markers_applied(request: pytest.FixtureRequest, pg_url: str) -> None:
     assert request.node.get_closest_marker("postgres") is not None
     assert request.node.get_closest_marker("mariadb") is None
+
+
+# a Java server bound to 127.0.0.1 listens on the IPv4-mapped IPv6 address ::ffff:127.0.0.1
+LOOPBACK_V4_MAPPED = "tcp6:0000000000000000FFFF00000100007F"
+
+
+@pytest.mark.elasticsearch
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_elasticsearch_node_is_8_19_and_listens_on_loopback_only(elasticsearch_url: str) -> None:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"{elasticsearch_url}/", timeout=10) as response:
+        product = response.headers["X-Elastic-Product"]
+        info = json.load(response)
+    assert product == "Elasticsearch"  # what the elasticsearch Python client insists on
+    assert info["version"]["number"] == "8.19.5"
+    http_port = int(elasticsearch_url.rsplit(":", 1)[1])
+    for port in (http_port, http_port + 100):  # HTTP, transport
+        assert _listen_addresses(port) == [LOOPBACK_V4_MAPPED], port

@@ -79,3 +79,28 @@ def test_preview_of_unknown_job_names_the_jobs(tmp_path, capsys):
     assert "no job named 'demo_order'; did you mean 'demo_orders'? jobs: category_totals, " \
            "demo_orders" in \
         capsys.readouterr().err
+
+
+def test_targets_reading_different_inputs_preview_their_own_rows(tmp_path):
+    """A raw target (``input:`` the source) and an aggregate target get their own samples."""
+    folder = tmp_path / "job_specs"
+    folder.mkdir()
+    (tmp_path / "orders.csv").write_text("id,city,amount\n1,Lima,5\n2,Lima,7\n3,Kyoto,1\n")
+    (folder / "two.yaml").write_text("""\
+name: two
+sources: [{name: orders, source_type: file, file_path: orders.csv}]
+transformations:
+  - {name: per_city, transformation_type: aggregate,
+     config: {group_by: [city], aggregations: {total: [amount, sum]}}}
+targets:
+  - {name: raw, target_type: file, file_path: out/raw.parquet, input: orders}
+  - {name: totals, target_type: file, file_path: out/totals.parquet}
+""")
+    preview = preview_job(load_project(folder), "two", rows=10)
+    raw, _ = preview.targets["raw"]
+    totals, _ = preview.targets["totals"]
+    assert raw.column_names == ["id", "city", "amount"] and raw.num_rows == 3
+    assert sorted(zip(totals["city"].to_pylist(), totals["total"].to_pylist())) == [
+        ("Kyoto", 1), ("Lima", 12)]
+    assert "the same rows" not in preview.render()
+    assert not (tmp_path / "out").exists()

@@ -339,13 +339,13 @@ def change_relation(
 ) -> Relation:  # fmt: skip
     """The lazy relation of a CDC read: the table's ``columns`` plus :data:`OP_COLUMN`.
 
-    The publication and slot are prepared now; the changes are read while the relation is
-    iterated. Afterwards ``relation.stats["state"]`` is ``{"slot", "lsn"}`` (the position
+    Nothing happens on the server until the relation is iterated (its schema is known
+    without it, so ``nexus validate`` creates nothing): then the publication and slot are
+    prepared (:func:`prepare`) and the changes read. Afterwards ``relation.stats["state"]`` is ``{"slot", "lsn"}`` (the position
     reached, kept by Dagster; the next read starts there) and ``stats["confirm"]`` the
     ``(slot, lsn)`` the source's ``acknowledge()`` confirms; ``stats["changes"]`` counts
     the changes by operation.
     """
-    end_lsn = prepare(engine, target)
     start_lsn = 0
     if isinstance(request_state, dict) and request_state.get("slot") == target.slot:
         start_lsn = parse_lsn(str(request_state["lsn"]))
@@ -356,6 +356,7 @@ def change_relation(
 
     def open_batches() -> Iterator[pa.RecordBatch]:
         position: dict[str, Any] = {}
+        end_lsn = prepare(engine, target)
         for batch in read_changes(connect_params, target, columns, schema, end_lsn, start_lsn,
                                   batch_size, position):  # fmt: skip
             stats["rows_read"] += batch.num_rows

@@ -4,11 +4,8 @@ over it, and what the deploy tests read back from it (run records, how many ran 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -18,9 +15,10 @@ import dagster as dg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from tests.process_groups import BIN, stop_group
+
 REPO = Path(__file__).resolve().parents[3]
 DEPLOY_YAML = REPO / "deploy" / "dagster.yaml"
-BIN = Path(sys.executable).parent
 
 
 @contextlib.contextmanager
@@ -62,34 +60,6 @@ def make_home(home: Path) -> Path:
     return home
 
 
-def stop(process: subprocess.Popen) -> None:
-    """SIGINT to the process group (the daemon stops its code server and threads), then
-    SIGKILL whatever is left."""
-    try:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(10)
-
-
-@contextlib.contextmanager
-def daemon(cwd: Path, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """``dagster-daemon run -w workspace.yaml`` in ``cwd`` (its own process group), stopped on
-    exit."""
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            yield process
-        finally:
-            stop(process)
-
-
 GRPC_WORKSPACE = """\
 load_from:
   - grpc_server: {{host: 127.0.0.1, port: {port}, location_name: nexus}}
@@ -128,7 +98,7 @@ def code_server(
             workspace.write_text(GRPC_WORKSPACE.format(port=port))
             yield workspace
         finally:
-            stop(process)
+            stop_group(process)
 
 
 def most_at_once(records: Iterable[dg.RunRecord]) -> int:

@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry
 
 from nexus_dagster.dagster.execution import run_history
 from nexus_dagster.dagster.metrics import RunEventExporter
-from tests.integration.deploy.postgres_instance import BIN, code_server, daemon, most_at_once
+from tests.integration.deploy.postgres_instance import BIN, code_server, most_at_once
 from tests.integration.operations.servers import free_port
+from tests.process_groups import dagster_daemon
 
 pytestmark = [pytest.mark.slow, pytest.mark.daemon, pytest.mark.postgres]
 
@@ -97,7 +98,7 @@ def test_backfill_and_ad_hoc_runs_through_the_queue_on_postgres_storage(
     expected = DAYS + 2 * COPY_JOBS
 
     with (code_server(tmp_path, env, free_port(), tmp_path / "code_server.log"),
-          daemon(tmp_path, env, tmp_path / "daemon.log")):
+          dagster_daemon(tmp_path, env, tmp_path / "daemon.log")):
         _dagster(tmp_path, env, "job", "backfill", "-w", "workspace.yaml", "-j", "daily_events",
                  "--from", "2024-01-01", "--to", f"2024-01-{DAYS}", "--noprompt")
         with ThreadPoolExecutor(2) as pool:

@@ -1,5 +1,6 @@
-"""Fixtures for the MongoDB (FerretDB) and OpenSearch tests: client handles on the test's own
-database / index prefix (``mongo_db`` and ``index_prefix`` are in tests/conftest.py)."""
+"""Fixtures for the MongoDB (FerretDB), OpenSearch and Elasticsearch tests: client handles on the
+test's own database / index prefix (``mongo_db``, ``index_prefix`` and
+``elasticsearch_index_prefix`` are in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,11 @@ def opensearch(opensearch_url: str):
     client.close()
 
 
+@pytest.fixture
+def elasticsearch(elasticsearch_url: str):
+    """An elasticsearch-py client (for seeding and checking)."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(elasticsearch_url)
+    yield client
+    client.close()
