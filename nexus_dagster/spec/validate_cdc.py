@@ -79,6 +79,13 @@ def cdc_problems(job: Any, connections: Mapping[str, Any], problem: Problem) -> 
         problem(("partitions",), "a job with a cdc source cannot be partitioned",
                 "remove partitions")  # fmt: skip
     for index, target in enumerate(job.targets):
+        applies = target.write_mode in (WriteMode.UPSERT, WriteMode.SYNC)
+        if applies and target.target_type != "database":
+            problem(("targets", index, "write_mode"),
+                    f"only database targets apply changes by _op; a {target.target_type} "
+                    f"target with write_mode {target.write_mode.value} would store deletes as "
+                    "rows", "use a database target, or write_mode append to keep the change "
+                    "log")  # fmt: skip
         if target.write_mode not in CDC_WRITE_MODES:
             problem(("targets", index, "write_mode"),
                     f"write_mode {target.write_mode.value} cannot apply changes from a cdc "

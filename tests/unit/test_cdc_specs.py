@@ -81,3 +81,14 @@ def test_a_slot_name_postgresql_refuses_is_a_spec_error(tmp_path: Path) -> None:
                      target=SYNC.rstrip("\n"), connection="app_db")
     with pytest.raises(SpecError, match=r"sources\[0\]\.slot"):
         load_project(write_specs(tmp_path, job, CONNECTIONS))
+
+
+def test_changes_upserted_into_a_non_database_target_are_refused(tmp_path: Path) -> None:
+    job = JOB.format(source=CDC.rstrip("\n"), target=SYNC.replace("sync", "upsert").rstrip("\n"),
+                     connection="app_db").replace(
+        "target_type: database\n    connection: warehouse",
+        "target_type: mongodb\n    connection_params: {uri: 'mongodb://127.0.0.1', "
+        "database: app}")
+    _, problems = collect([write_specs(tmp_path, job, CONNECTIONS)])
+    assert any("targets[0].write_mode: only database targets apply changes by _op" in str(p)
+               for p in problems), [str(p) for p in problems]

@@ -100,7 +100,7 @@ targets:
     raw, _ = preview.targets["raw"]
     totals, _ = preview.targets["totals"]
     assert raw.column_names == ["id", "city", "amount"] and raw.num_rows == 3
-    assert sorted(zip(totals["city"].to_pylist(), totals["total"].to_pylist())) == [
+    assert sorted(zip(totals["city"].to_pylist(), totals["total"].to_pylist(), strict=True)) == [
         ("Kyoto", 1), ("Lima", 12)]
     assert "the same rows" not in preview.render()
     assert not (tmp_path / "out").exists()

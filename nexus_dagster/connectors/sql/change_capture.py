@@ -14,6 +14,12 @@ committed), so a failed load reads the same changes again. The position reached 
 source's state kept by Dagster, and the next read starts at it (changes the slot still holds
 below it were applied already).
 
+Confirming is ``pg_replication_slot_advance`` on a plain connection, not a ``flush_lsn``
+feedback message on the replication connection: the replication connection is closed when the
+read ends (kept open through a long load, the server's ``wal_sender_timeout`` would cut it),
+and the function returns only once the slot has moved, so a run that reports success has
+confirmed.
+
 The publication and the slot are created when missing (the role needs ``REPLICATION`` and must
 own the table for ``CREATE PUBLICATION``), else their names are only checked.
 """
@@ -339,13 +345,15 @@ def change_relation(
 ) -> Relation:  # fmt: skip
     """The lazy relation of a CDC read: the table's ``columns`` plus :data:`OP_COLUMN`.
 
-    Nothing happens on the server until the relation is iterated (its schema is known
-    without it, so ``nexus validate`` creates nothing): then the publication and slot are
-    prepared (:func:`prepare`) and the changes read. Afterwards ``relation.stats["state"]`` is ``{"slot", "lsn"}`` (the position
-    reached, kept by Dagster; the next read starts there) and ``stats["confirm"]`` the
-    ``(slot, lsn)`` the source's ``acknowledge()`` confirms; ``stats["changes"]`` counts
-    the changes by operation.
+    The publication and slot are prepared now (:func:`prepare`), not when the relation is
+    iterated: creating a slot waits for every open transaction of the server to end, and by
+    then a target on the same server may hold one open (its load reads this relation). The
+    changes are read while the relation is iterated. Afterwards ``relation.stats["state"]``
+    is ``{"slot", "lsn"}`` (the position reached, kept by Dagster; the next read starts
+    there) and ``stats["confirm"]`` the ``(slot, lsn)`` the source's ``acknowledge()``
+    confirms; ``stats["changes"]`` counts the changes by operation.
     """
+    end_lsn = prepare(engine, target)
     start_lsn = 0
     if isinstance(request_state, dict) and request_state.get("slot") == target.slot:
         start_lsn = parse_lsn(str(request_state["lsn"]))
@@ -356,7 +364,6 @@ def change_relation(
 
     def open_batches() -> Iterator[pa.RecordBatch]:
         position: dict[str, Any] = {}
-        end_lsn = prepare(engine, target)
         for batch in read_changes(connect_params, target, columns, schema, end_lsn, start_lsn,
                                   batch_size, position):  # fmt: skip
             stats["rows_read"] += batch.num_rows

@@ -6,6 +6,11 @@ arrive as text, as PostgreSQL prints them; :class:`Change` keeps them as ``str``
 SQL NULL, :data:`UNCHANGED` for a TOASTed value an UPDATE did not touch), and the reader parses
 them with the driver's own type casters so they match a plain read of the table.
 
+Why pgoutput rather than ``test_decoding`` (both are built in): its messages are length-framed
+binary (no parsing of quoted text that a value could imitate), and its Relation message names
+each column's type OID and whether it belongs to the replica identity, which is what typing the
+values and deleting by key need; ``wal2json`` is not installed on a stock server.
+
 Message layout: https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html
 
 Example:

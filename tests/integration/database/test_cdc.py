@@ -278,7 +278,7 @@ def test_a_server_without_logical_wal_is_refused_naming_the_setting(pg) -> None:
     with pg.engine.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE orders (id int PRIMARY KEY)")
     with pytest.raises(ConnectorError, match=r"wal_level=replica; .*needs wal_level=logical"):
-        pg.read(ReadRequest(table="orders", cdc=ChangeCapture("pub_x", "slot_x"))).to_table()
+        pg.read(ReadRequest(table="orders", cdc=ChangeCapture("pub_x", "slot_x")))
 
 
 def test_a_role_without_replication_is_told_which_right_it_lacks(server, cdc) -> None:
@@ -291,7 +291,7 @@ def test_a_role_without_replication_is_told_which_right_it_lacks(server, cdc) ->
             connection.exec_driver_sql(f"CREATE TABLE {table} (id int PRIMARY KEY)")
         with pytest.raises(ConnectorError, match=r"slot .*REPLICATION attribute"):
             plain.read(ReadRequest(table=table, cdc=ChangeCapture(
-                str(cdc["publication"]), str(cdc["slot"])))).to_table()
+                str(cdc["publication"]), str(cdc["slot"]))))
     finally:
         plain.close()
         run_sql(server.url, f"DROP TABLE IF EXISTS {table}")
