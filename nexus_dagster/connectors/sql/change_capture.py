@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import select
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,7 @@ __all__ = [
     "CaptureTarget",
     "change_relation",
     "confirm",
+    "fill_unchanged",
     "format_lsn",
     "parse_lsn",
     "prepare",
@@ -186,17 +187,19 @@ def _create(connection: sa.Connection, target: CaptureTarget, what: str, sql: st
 def read_changes(
     connect_params: dict[str, Any], target: CaptureTarget, columns: Sequence[ColumnInfo],
     schema: pa.Schema, end_lsn: int, start_lsn: int, batch_size: int, stats: dict[str, Any],
+    fill: Callable[[list[list[Any]], Sequence[str]], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:  # fmt: skip
     """The table's changes from ``start_lsn`` (0: where the slot stands) to ``end_lsn``, as
     batches of ``schema`` (the columns plus :data:`OP_COLUMN`), read over a replication
-    connection opened with psycopg2 ``connect_params``.
+    connection opened with psycopg2 ``connect_params``. ``fill(rows, key_columns)`` replaces
+    the :data:`~.pgoutput.UNCHANGED` values of a batch's rows before they become Arrow.
 
     ``stats["lsn"]`` is the end of the last commit read (where :func:`confirm` may move the
     slot), ``stats["changes"]`` counts by operation. The replication connection is closed
     when the read ends.
 
     Raises:
-        DataError: a truncate of the table, or an update whose TOASTed value was not sent.
+        DataError: a truncate of the table, or a column added while reading.
     """
     connection = psycopg2.connect(
         connection_factory=psycopg2.extras.LogicalReplicationConnection, **connect_params
@@ -215,18 +218,24 @@ def read_changes(
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
-        yield from _stream(cursor, target, columns, schema, end_lsn, batch_size, stats)
+        for rows, key in _stream(cursor, target, columns, end_lsn, batch_size, stats):
+            if fill is not None:
+                fill(rows, key)
+            yield rows_to_batch(rows, _with_op(columns), schema)
     finally:
         connection.close()
 
 
 def _stream(
-    cursor: Any, target: CaptureTarget, columns: Sequence[ColumnInfo], schema: pa.Schema,
-    end_lsn: int, batch_size: int, stats: dict[str, Any],
-) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    cursor: Any, target: CaptureTarget, columns: Sequence[ColumnInfo], end_lsn: int,
+    batch_size: int, stats: dict[str, Any],
+) -> Iterator[tuple[list[list[Any]], tuple[str, ...]]]:  # fmt: skip
+    """Batches of change rows (column values, then the operation) and the replica identity
+    columns of the table, up to ``end_lsn`` and ending at a commit."""
     decoder = PgOutputDecoder()
     names = [c.name for c in columns]
     rows: list[list[Any]] = []
+    key: tuple[str, ...] = ()
     in_transaction = False
     last_progress = quiet_since = time.monotonic()
     while True:
@@ -247,7 +256,7 @@ def _stream(
             in_transaction = False
             stats["lsn"] = decoded.end_lsn
             if len(rows) >= batch_size:
-                yield rows_to_batch(rows, _with_op(columns), schema)
+                yield rows, key
                 rows = []
             continue
         if decoded is None:
@@ -258,8 +267,10 @@ def _stream(
                    and decoder.relations[oid].namespace == target.schema
                    for oid in decoded.oids if oid in decoder.relations):  # fmt: skip
                 raise DataError(
-                    f"cdc: {target.label} was truncated; a truncate is not a row change: "
-                    "reload the target with a full (non-cdc) run, then resume"
+                    f"cdc: {target.label} was truncated, and a truncate is not a row change; "
+                    f"drop the slot (SELECT pg_drop_replication_slot('{target.slot}')) and "
+                    "start over as with a new slot: a cdc run creates it, then a full "
+                    "(non-cdc) sync run reloads the target"
                 )
             continue
         if not isinstance(decoded, Change):
@@ -273,13 +284,14 @@ def _stream(
                 f"cdc: {target.label} has new column(s) {unknown} since the read started; "
                 "run the job again (it reads the new columns)"
             )
+        key = relation.key
         if decoded.old_key is not None:
-            rows.append(_row(decoded.old_key, names, relation.columns, cursor, "delete", target))
-        rows.append(_row(decoded.values, names, relation.columns, cursor, decoded.op, target))
+            rows.append(_row(decoded.old_key, names, relation.columns, cursor, "delete"))
+        rows.append(_row(decoded.values, names, relation.columns, cursor, decoded.op))
         counts = stats.setdefault("changes", {})
         counts[decoded.op] = counts.get(decoded.op, 0) + 1
     if rows:
-        yield rows_to_batch(rows, _with_op(columns), schema)
+        yield rows, key
 
 
 def _with_op(columns: Sequence[ColumnInfo]) -> list[ColumnInfo]:
@@ -288,10 +300,11 @@ def _with_op(columns: Sequence[ColumnInfo]) -> list[ColumnInfo]:
 
 def _row(
     values: dict[str, object], names: Sequence[str], types: Sequence[tuple[str, int]],
-    cursor: Any, op: str, target: CaptureTarget,
+    cursor: Any, op: str,
 ) -> list[Any]:  # fmt: skip
     """One change as a row: each text value parsed by psycopg2's caster for its type OID
-    (``cursor`` gives casters their session settings), ``op`` last."""
+    (``cursor`` gives casters their session settings), ``op`` last; an unsent TOASTed value
+    stays :data:`~.pgoutput.UNCHANGED`."""
     oids = dict(types)
     row: list[Any] = []
     for name in names:
@@ -300,15 +313,44 @@ def _row(
             caster = psycopg2.extensions.string_types.get(oids.get(name))
             if caster is not None:
                 value = caster(value, cursor)
-        if value is UNCHANGED:
-            raise DataError(
-                f"cdc: an update of {target.label} left column {name!r} (a large, TOASTed value) "
-                "unchanged, and PostgreSQL does not send such values; run ALTER TABLE "
-                f"{target.label} REPLICA IDENTITY FULL so that it does"
-            )
         row.append(value)
     row.append(op)
     return row
+
+
+def fill_unchanged(
+    engine: sa.Engine, target: CaptureTarget, names: Sequence[str], rows: list[list[Any]],
+    key: Sequence[str],
+) -> None:  # fmt: skip
+    """Replace the TOASTed values an update left unchanged (PostgreSQL does not send them under
+    ``REPLICA IDENTITY DEFAULT``) by the row's current value in the table, in one query per
+    batch; a row gone since gets nulls (its later delete is in the stream).
+
+    The current value may be newer than the change: targets apply the last change of each key,
+    and every later change of the row comes after it in the stream, so the target converges
+    to the table all the same (a change log written with ``append`` shows the newer value).
+    """
+    wanted = [i for i, row in enumerate(rows) if any(v is UNCHANGED for v in row)]
+    if not wanted:
+        return
+    positions = [names.index(k) for k in key]
+    table = sa.table(target.table, *[sa.column(n) for n in names], schema=target.schema)
+    keys = sa.tuple_(*[table.c[k] for k in key])
+    wanted_keys = {tuple(rows[i][p] for p in positions) for i in wanted}
+    with engine.connect() as connection:
+        current = {
+            tuple(found[: len(key)]): found[len(key):]
+            for found in connection.execute(
+                sa.select(*[table.c[k] for k in key], *[table.c[n] for n in names])
+                .where(keys.in_(list(wanted_keys)))
+            )
+        }  # fmt: skip
+    for index in wanted:
+        row = rows[index]
+        now = current.get(tuple(row[p] for p in positions))
+        for column, value in enumerate(row[: len(names)]):
+            if value is UNCHANGED:
+                row[column] = None if now is None else now[column]
 
 
 def confirm(engine: sa.Engine, slot: str, lsn: int) -> None:
@@ -364,8 +406,13 @@ def change_relation(
 
     def open_batches() -> Iterator[pa.RecordBatch]:
         position: dict[str, Any] = {}
+        names = [c.name for c in columns]
+
+        def fill(rows: list[list[Any]], key: Sequence[str]) -> None:
+            fill_unchanged(engine, target, names, rows, key)
+
         for batch in read_changes(connect_params, target, columns, schema, end_lsn, start_lsn,
-                                  batch_size, position):  # fmt: skip
+                                  batch_size, position, fill):  # fmt: skip
             stats["rows_read"] += batch.num_rows
             stats["batches"] += 1
             yield batch

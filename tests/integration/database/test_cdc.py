@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from nexus_dagster.connectors.base import ChangeCapture, ReadRequest, WriteRequest
 from nexus_dagster.connectors.database import DatabaseConnector
-from nexus_dagster.errors import ConnectorError, LoadError
+from nexus_dagster.errors import ConnectorError, DataError, LoadError
 from nexus_dagster.relation import Relation
 from tests.integration.database.helpers import fetch
 from tests.integration.dedicated_pg import DedicatedPostgres, dedicated_postgres, run_sql
@@ -295,3 +295,30 @@ def test_a_role_without_replication_is_told_which_right_it_lacks(server, cdc) ->
     finally:
         plain.close()
         run_sql(server.url, f"DROP TABLE IF EXISTS {table}")
+
+
+def test_a_large_value_an_update_did_not_send_is_kept_in_the_target(tmp_path: Path, cdc) -> None:
+    """PostgreSQL leaves unchanged TOASTed values out of an update's change (REPLICA IDENTITY
+    DEFAULT); the target keeps the real value, not a null."""
+    specs, instance = _job(tmp_path, cdc, "cdc_toast"), dg.DagsterInstance.ephemeral()
+    source, target, url = str(cdc["table"]), str(cdc["target"]), str(cdc["url"])
+    assert run_job(specs, "cdc_toast", instance).success
+    big = "(SELECT string_agg(md5(i::text || random()::text), '') FROM generate_series(1, 500) i)"
+    run_sql(url, f"INSERT INTO {source} VALUES (1, {big}, 1, NULL), (2, 'small', 2, NULL)")
+    assert run_job(specs, "cdc_toast", instance).success
+    run_sql(url, f"UPDATE {source} SET amount = 5 WHERE id IN (1, 2)")
+    table, connector, _ = _read(cdc)  # the change as read: the large value filled in
+    connector.close()
+    assert [len(r["name"]) for r in table.to_pylist()] == [16_000, 5]
+    result = run_job(specs, "cdc_toast", instance)
+    assert result.success, run_failure(result)
+    assert _rows(url, target) == _rows(url, source)
+    assert len(_rows(url, target)[0][1]) == 16_000
+
+
+def test_a_truncate_of_the_table_fails_the_read_saying_how_to_start_over(cdc) -> None:
+    _read(cdc)[1].close()
+    run_sql(str(cdc["url"]), f"INSERT INTO {cdc['table']} VALUES (1, 'a', 1, NULL)",
+            f"TRUNCATE {cdc['table']}")
+    with pytest.raises(DataError, match=rf"truncated.*pg_drop_replication_slot\('{cdc['slot']}'\)"):
+        _read(cdc)
