@@ -109,8 +109,9 @@ def test_entry_point_connector_params_are_checked_at_validate(project: Path, plu
                                 "{folder: lake, fodler: x}\n    table: orders"))
     checked = nexus(project, "validate", "job_specs", site=plugin_site)
     assert checked.returncode == 1
-    assert ("paid_orders.yaml:5: sources[0].connection_params.fodler: "
-            "Extra inputs are not permitted") in checked.stdout
+    assert ("paid_orders.yaml:5: sources[0].connection_params.fodler: 'x': "
+            "Extra inputs are not permitted (fix: did you mean 'folder'? see the "
+            "JsonlFolderConnector parameters") in checked.stdout
 
 
 def test_without_the_plugin_the_type_is_unknown(project: Path):

@@ -183,8 +183,9 @@ def test_load_time_check_reports_bad_values_and_unknown_keys():
     fields = {field for field, _, _ in problems}
     assert fields == {"connection_params.port", "connection_params.hostkey"}
     assert all("abc" not in message for _, message, _ in problems)
-    (fix,) = {fix for _, _, fix in problems}
-    assert "host_key" in fix and "SFTPConnector" in fix
+    fixes = {field: fix for field, _, fix in problems}
+    assert fixes["connection_params.hostkey"].startswith("did you mean 'host_key'? ")
+    assert all("SFTPConnector parameters" in fix and "host_key" in fix for fix in fixes.values())
     assert DatabaseConnector.params_problems({"type": "mysql", "port": "abc"})[0][0] == (
         "connection_params.port"
     )
