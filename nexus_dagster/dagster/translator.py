@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -139,11 +140,14 @@ class NexusTranslator:
             meta["dagster/uri"] = uri
         file, line = spec.where(loc) if loc else (None, None)
         if file:
-            meta["dagster/code_references"] = dg.CodeReferencesMetadataValue(
-                code_references=[dg.LocalFileCodeReference(
-                    file_path=str(Path(file).resolve()), line_number=line,
-                    label=f"{endpoint_role(endpoint)} {endpoint.name}")]
-            )
+            # beta in Dagster 1.13: the warning is for us (pinned Dagster), not for our users
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", dg.BetaWarning)
+                meta["dagster/code_references"] = dg.CodeReferencesMetadataValue(
+                    code_references=[dg.LocalFileCodeReference(
+                        file_path=str(Path(file).resolve()), line_number=line,
+                        label=f"{endpoint_role(endpoint)} {endpoint.name}")]
+                )
         meta.update(endpoint.metadata or {})
         return meta
 
