@@ -99,6 +99,9 @@ def test_asset_page_shows_row_count_schema_lineage_and_checks(page, ui_server, l
     open_finished_run(page, ui_server, launched["ui_checked_orders"], "RUN_SUCCESS")
     open_page(page, ui_server, "/assets/warehouse/paid_per_category")
     expect(page.get_by_text("Row count", exact=True)).to_be_visible()
+    # the upstream section loads after the overview's first paint: wait for it (auto-retry)
+    expect(page.locator("body")).to_contain_text(
+        re.compile(r"Upstream assets\s*file / data / demo / orders_csv"))
     overview = page.inner_text("body")
     assert re.search(r"Row count\s+6\b", overview)
     for column, kind in (("category", "string"), ("orders", "int64"), ("items", "int64")):
