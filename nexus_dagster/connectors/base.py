@@ -129,6 +129,11 @@ class WriteRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
     batch_size: int = 50_000
     run_id: str | None = None
+    #: what keeps one logical run's requests recognisable across retries and re-executions
+    #: (Dagster's root run id): targets that send idempotency keys derive them from it, so a
+    #: retried request is deduplicated and a later run's identical rows are not; None: every
+    #: write call is its own scope
+    idempotency_scope: str | None = None
     #: (column, start, end): replace the rows with start <= column < end by the data, in one
     #: transaction (a partition run); only for connectors with ``supports_replace_range``
     replace_range: tuple[str, Any, Any] | None = None

@@ -9,8 +9,10 @@ page's (types promoted; incompatible ones are a clear error naming the field).
 Target: records are sent in requests of ``batch_size`` records (a JSON array, optionally
 wrapped as ``{body_key: [...]}``), or one request per record (``api_body: record``; the URL may
 name record fields, ``https://api.example.com/items/{id}``). Each request carries an
-idempotency key that is the same on every retry, so a retried POST is not applied twice by an
-API that honours it.
+idempotency key that is the same on every retry and re-execution of one run (it is derived from
+the run's root run id, the request's position and its body), so a retried POST is not applied
+twice by an API that honours it, while a later run sending the same rows gets new keys and is
+not dropped as a duplicate.
 
 Params (:class:`ApiParams`: the connection's, then the spec's ``api_*`` settings, see
 :mod:`nexus_dagster.spec.api_fields`): connection ``base_url``, ``headers``, ``params``, ``auth``,
@@ -37,6 +39,7 @@ import math
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -397,6 +400,9 @@ class ApiConnector(Connector):
         params = {**self.config.params, **self.config.api_params}
         body_key = self.config.body_key
         id_header = self.config.idempotency_header
+        # keys are stable across retries of this run (and re-executions of it), new for any
+        # other run: a later load of the same rows is not dropped as a duplicate
+        scope = request.idempotency_scope or uuid.uuid4().hex
         report = {"rows_sent": 0, "rows_failed": 0, "requests_failed": 0, "first_error": None}
         client = self.client()
         index = 0
@@ -406,7 +412,8 @@ class ApiConnector(Connector):
             body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
             headers = {"Content-Type": "application/json"}
             if id_header:
-                digest = hashlib.sha256(f"{method} {target} {index}\n{body}".encode()).hexdigest()
+                digest = hashlib.sha256(
+                    f"{scope} {method} {target} {index}\n{body}".encode()).hexdigest()
                 headers[id_header] = digest[:32]
             index += 1
             try:

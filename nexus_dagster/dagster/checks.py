@@ -18,10 +18,9 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 
@@ -31,6 +30,9 @@ from nexus_dagster.run.cursors import filter_cursor, window_cursor
 from nexus_dagster.run.endpoints import read_back_request
 from nexus_dagster.spec.models import DataTarget, ETLJob
 from nexus_dagster.spec.operations import CheckSpec, CheckType
+
+if TYPE_CHECKING:
+    import duckdb
 
 #: failing rows shown in a check's metadata
 SAMPLE_ROWS = 5
@@ -119,6 +121,8 @@ def evaluate(
             relation = connector.read(read_back_request(target, connector, spec.root, cursor))
             if cursor and not connector.supports_incremental:
                 relation = filter_cursor(relation, cursor, target.name)
+            import duckdb  # loaded by the first check run, not by the definitions
+
             with duckdb.connect(":memory:") as con:
                 reader = relation.reader()  # noqa: F841 - scanned by name below
                 con.execute("CREATE TABLE data AS SELECT * FROM reader")

@@ -277,6 +277,9 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
                     stored_cursors={n: values[CURSOR_KEY] for n, values in stored.items()},
                     stored_states={n: values[STATE_KEY] for n, values in stored.items()},
                     run_id=context.run.run_id,
+                    # a re-execution keeps its root run's idempotency keys (requests the failed
+                    # run already sent are deduplicated); a new run gets new ones
+                    idempotency_scope=context.run.root_run_id or context.run.run_id,
                     log=context.log,
                     window=window,
                     source_files=sensors.source_files_from_tags(context.run.tags),
@@ -385,6 +388,8 @@ def _target_result(key: dg.AssetKey, job: str, event: TargetLoaded) -> dg.Materi
         metadata["nexus/rows_inserted"] = result.rows_inserted
     if result.rows_updated is not None:
         metadata["nexus/rows_updated"] = result.rows_updated
+    if result.extra.get("rows_per_second") is not None:  # the load's rate (run/progress.py)
+        metadata["nexus/rows_per_second"] = float(result.extra["rows_per_second"])
     if event.rules is not None:
         metadata.update(rule_checks.metadata(event.rules))
     for name in ("rows_unchanged", "rows_replaced", "rows_closed", "rows_closed_missing",

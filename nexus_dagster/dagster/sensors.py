@@ -20,16 +20,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors.file import FileConnector, has_glob, is_temp_file
-from nexus_dagster.connectors.remote import file_version
 from nexus_dagster.dagster.resources import endpoint_opener, endpoint_resource_key
 from nexus_dagster.errors import NexusError, SpecError
 from nexus_dagster.spec.loader import JobSpec
+
+if TYPE_CHECKING:
+    from nexus_dagster.connectors.file import FileConnector
 
 __all__ = ["FILE_TAG", "SOURCE_TAG", "list_files", "new_file_sensor", "source_files_from_tags"]
 
@@ -48,6 +49,11 @@ def source_files_from_tags(tags: Mapping[str, str]) -> dict[str, str]:
 
 def list_files(connector: FileConnector, pattern: str) -> dict[str, str]:
     """Every file a path, glob or prefix names on the connector's store -> its version."""
+    # the file connectors (fsspec, the format readers) load when a sensor ticks, not with the
+    # definitions
+    from nexus_dagster.connectors.file import has_glob, is_temp_file
+    from nexus_dagster.connectors.remote import file_version
+
     fs = connector.filesystem()
     resolved = connector.resolve(pattern)
     if has_glob(resolved):

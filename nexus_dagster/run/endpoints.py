@@ -113,6 +113,7 @@ def write_request(
     root: Path,
     *,
     run_id: str | None = None,
+    idempotency_scope: str | None = None,
     replace_range: tuple[str, Any, Any] | None = None,
     change_column: str | None = None,
 ) -> WriteRequest:
@@ -127,6 +128,7 @@ def write_request(
         options=target.options,
         batch_size=target.batch_size,
         run_id=run_id,
+        idempotency_scope=idempotency_scope or run_id,
         replace_range=replace_range,
         scd2=scd2_options(target),
         max_delete_fraction=target.max_delete_fraction,

@@ -39,6 +39,7 @@ from nexus_dagster.run.cursors import (
 from nexus_dagster.run.endpoints import read_request, write_request
 from nexus_dagster.run.events import Event, SourceExtracted, TargetLoaded
 from nexus_dagster.run.plan import RunContext
+from nexus_dagster.run.progress import Progress
 from nexus_dagster.run.quarantine import QUARANTINE_OUTPUT, load_order, output_key
 from nexus_dagster.scratch import make_scratch_folder
 from nexus_dagster.transforms.rules_sql import split_rows
@@ -195,10 +196,14 @@ class GeneralPlan:
                         f"{target.table or target.file_path} in {connector.describe()}"
                     ))
                 request = write_request(target, connector, spec.root, run_id=context.run_id,
+                                        idempotency_scope=context.idempotency_scope,
                                         replace_range=replace_range(job, window),
                                         change_column=changes)
-                loaded = connector.write(result, request)
+                progress = Progress(log, f"load {target.name}")
+                loaded = connector.write(progress.wrap(result), request)
+                progress.finish()
                 loaded.extra.setdefault("plan", PLAN_NAME)
+                loaded.extra["rows_per_second"] = progress.rows_per_second(loaded.rows_loaded)
                 yield TargetLoaded(
                     target=target,
                     result=loaded,

@@ -37,6 +37,9 @@ class RunContext:
         stored_cursors: source name -> the cursor kept from the last committed run.
         stored_states: source name -> the connector state kept from the last committed run.
         run_id: the Dagster run id (names appended part files), or None.
+        idempotency_scope: the root run id of a retried or re-executed run (scopes the
+            idempotency keys targets send; see ``WriteRequest.idempotency_scope``), or None
+            for ``run_id``.
         log: a logger-like object with ``info``/``warning``, or None.
         window: (start, end) of a partition run; sources read ``start <= column < end`` and
             targets replace that window; cursors are not advanced.
@@ -51,6 +54,7 @@ class RunContext:
     stored_cursors: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
     stored_states: Mapping[str, Mapping[str, Any] | None] = field(default_factory=dict)
     run_id: str | None = None
+    idempotency_scope: str | None = None
     log: Any = None
     window: tuple[Any, Any] | None = None
     source_files: Mapping[str, str] = field(default_factory=dict)
@@ -102,6 +106,7 @@ def execute(
     stored_cursors: Mapping[str, Mapping[str, Any] | None] | None = None,
     stored_states: Mapping[str, Mapping[str, Any] | None] | None = None,
     run_id: str | None = None,
+    idempotency_scope: str | None = None,
     log: Any = None,
     window: tuple[Any, Any] | None = None,
     source_files: Mapping[str, str] | None = None,
@@ -116,6 +121,7 @@ def execute(
         stored_cursors=stored_cursors or {},
         stored_states=stored_states or {},
         run_id=run_id,
+        idempotency_scope=idempotency_scope,
         log=log,
         window=window,
         source_files=source_files or {},

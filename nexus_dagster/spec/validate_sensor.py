@@ -6,7 +6,6 @@ problem with file:line instead of the Dagster definitions failing to build.
 
 from __future__ import annotations
 
-from nexus_dagster.connectors.file import FileConnector
 from nexus_dagster.connectors.registry import connector_class
 from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
 from nexus_dagster.spec.validate_operations import problem_at
@@ -35,6 +34,8 @@ def sensor_problems(spec) -> list[SpecProblem]:
             f"sensor.new_files watches a source's file_path, but {which} has one",
             "add file_path (a file, glob or prefix) to the source, or remove the sensor",
         )]
+    from nexus_dagster.connectors.file import FileConnector  # fsspec and the readers: lazily
+
     source = watched[0]
     kind = source.source_type
     try:

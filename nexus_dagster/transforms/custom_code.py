@@ -27,16 +27,17 @@ import traceback
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from nexus_dagster.errors import TransformError
 from nexus_dagster.relation import Relation
 from nexus_dagster.spec.models import CustomCodeConfig, Transformation
 from nexus_dagster.transforms.stage_output import read_once, restorable
+
+if TYPE_CHECKING:  # numpy and pandas load with the first code step, not with the engine
+    import pandas as pd
 
 __all__ = ["CODE_GLOBALS", "compile_custom_code", "run_code_stage"]
 
@@ -133,6 +134,9 @@ def run_code_stage(
 def _run_code(
     step: Transformation, code: CodeType, df: pd.DataFrame, frames: dict[str, pd.DataFrame]
 ) -> pd.DataFrame:
+    import numpy as np
+    import pandas as pd
+
     namespace: dict[str, Any] = dict(frames)
     namespace.update(
         __builtins__=builtins,

@@ -181,7 +181,7 @@ def _execute(
                 schema = schema.append(pa.field(ORDINAL, pa.int64()))
             registered = f"__nexus_in_{index}"
             if dry:
-                con.register(registered, schema.empty_table())
+                con.register(registered, pa.Table.from_batches([], schema=schema))
             else:
                 batches = _guard(
                     _with_ordinal(relation, index) if ordered else iter(relation), failures

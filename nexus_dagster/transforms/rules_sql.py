@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
@@ -243,6 +242,8 @@ def split_rows(
         config["temp_directory"] = temp_directory
     if threads:
         config["threads"] = threads
+    import duckdb  # loaded by the first run with rules, not with the definitions
+
     with duckdb.connect(":memory:", config=config) as con, \
             pa.OSFile(str(good_path), "wb") as good_sink, \
             pa.ipc.new_file(good_sink, relation.schema) as good_out, \

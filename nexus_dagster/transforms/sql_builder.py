@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-import duckdb
 import sqlalchemy as sa
 from sqlalchemy.sql import Select
 
@@ -94,6 +93,8 @@ class SqlBuilder(SqlScope):
         """
         if self.con is None:
             return
+        import duckdb  # loaded already: self.con is a DuckDB connection
+
         for step, table in self.steps:
             sql, params = compile_sql(sa.select(*table.c).limit(0))
             try:

@@ -30,7 +30,7 @@ def dagster_job(args: dict) -> dict:
         raise SystemExit(f"job {args['job']} failed")
     rows = 0
     for event in result.get_asset_materialization_events():
-        value = event.materialization.metadata.get("rows_loaded")
+        value = event.materialization.metadata.get("nexus/rows_loaded")
         rows = max(rows, int(value.value) if value is not None else 0)
     return {"seconds": done - built, "rows": rows, "import_s": imported - start,
             "build_s": built - imported}
@@ -87,6 +87,17 @@ def duckdb_csv(args: dict) -> dict:
     return {"seconds": time.perf_counter() - start, "rows": rows}
 
 
+def duckdb_sql(args: dict) -> dict:
+    """DuckDB statements in one in-memory database (e.g. views over files, then a COPY)."""
+    import duckdb
+
+    start = time.perf_counter()
+    con = duckdb.connect()
+    for statement in args["statements"]:
+        con.execute(statement)
+    return {"seconds": time.perf_counter() - start, "rows": 0}
+
+
 def dlt_copy(args: dict) -> dict:
     """dlt sql_database (pyarrow backend) from one PostgreSQL database to another."""
     import dlt
@@ -100,7 +111,8 @@ def dlt_copy(args: dict) -> dict:
     return {"seconds": time.perf_counter() - start, "rows": args["rows"]}
 
 
-TASKS = {f.__name__: f for f in (dagster_job, runner_job, spill, duckdb_csv, dlt_copy)}
+TASKS = {f.__name__: f for f in (dagster_job, runner_job, spill, duckdb_csv, duckdb_sql,
+                                  dlt_copy)}
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))

@@ -436,14 +436,6 @@ class Entry:
         return [m for m in MODES if m not in self.cls.write_modes]
 
 
-_API_DEFECTS = {
-    "test_round_trip[append]":
-        "ApiConnector derives each request's Idempotency-Key from method, URL, batch index and "
-        "body only: a later load of the same rows (a new run) repeats the first load's keys, "
-        "an API honouring them drops it as a duplicate, and LoadResult still counts the rows "
-        "as loaded",
-}
-
 ENTRIES: tuple[Entry, ...] = (
     Entry("database-postgresql", "database", database("pg_url"), (pytest.mark.postgres,)),
     Entry("database-mariadb", "database", database("mariadb_url", naive_utc=True),
@@ -471,7 +463,7 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("elasticsearch", "elasticsearch", search("elasticsearch"),
           (pytest.mark.elasticsearch,),
           large="bulk indexing 120k documents into the single test node takes ~24 s"),
-    Entry("api", "api", api, (pytest.mark.api,), defects=_API_DEFECTS),
+    Entry("api", "api", api, (pytest.mark.api,)),
 )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +57,7 @@ def result_oids(connection: sa.Connection, statement: sa.Select[Any]) -> list[in
 
 def pipe(
     source_engine: sa.Engine, select_sql: str, target_dbapi: Any, copy_in_sql: str,
-    stats_sql: str | None = None,
+    stats_sql: str | None = None, on_read: Callable[[int], None] | None = None,
 ) -> PipeResult:  # fmt: skip
     """Stream ``select_sql`` from the source into ``copy_in_sql`` on ``target_dbapi``.
 
@@ -68,6 +68,7 @@ def pipe(
         copy_in_sql: ``COPY table (cols) FROM STDIN (FORMAT binary)``.
         stats_sql: an optional ``SELECT count(*)[, max(col)]`` run after the COPY in the same
             snapshot; without it ``source_rows`` is the number of rows copied.
+        on_read: called with the size of each chunk the target reads from the pipe (progress).
 
     Raises:
         The source's error when the source failed (the target then saw a short stream), else
@@ -111,7 +112,8 @@ def pipe(
     rows = 0
     try:
         with target_dbapi.cursor() as cursor:
-            cursor.copy_expert(copy_in_sql, reader, _PIPE_BUFFER)
+            source = _CountedReader(reader, on_read) if on_read else reader
+            cursor.copy_expert(copy_in_sql, source, _PIPE_BUFFER)
             rows = cursor.rowcount
     except BaseException as exc:
         target_error = exc
@@ -124,6 +126,19 @@ def pipe(
         raise target_error
     copied = int(out.get("copied", rows))
     return PipeResult(rows, int(out.get("source_rows", copied)), out.get("cursor_max"))
+
+
+class _CountedReader:
+    """A binary file whose reads are reported (size of each chunk) to a callback."""
+
+    def __init__(self, file: Any, on_read: Callable[[int], None]):
+        self.file = file
+        self.on_read = on_read
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        self.on_read(len(data))
+        return data
 
 
 def readable(oids: list[int]) -> bool:

@@ -83,3 +83,31 @@ def test_allow_partial_reports_failed_rows(api):
     assert result.rows_loaded == 13
     assert result.extra["rows_failed"] == 10 and result.extra["requests_failed"] == 1
     assert "HTTP 422" in result.extra["first_error"]
+
+
+def write_scoped(api, path: str, scope: str | None):
+    conn = ApiConnector({**FAST, "api_endpoint": api.url + path, "request_batch_size": 10})
+    try:
+        return conn.write(rows(), WriteRequest(idempotency_scope=scope))
+    finally:
+        conn.close()
+
+
+def test_a_later_run_of_the_same_rows_gets_new_keys_and_is_applied(api):
+    """Two runs sending identical rows: an API honouring idempotency keys applies both (the
+    keys are scoped by the run), where content-derived keys made it drop the second."""
+    write_scoped(api, "/sink", "run-1")
+    write_scoped(api, "/sink", "run-2")
+    keys = [r["idempotency_key"] for r in api.state.received]
+    assert len(keys) == 6 and len(set(keys)) == 6
+    assert len(api.state.records) == 46
+
+
+def test_a_re_execution_of_one_run_repeats_its_keys(api):
+    """The same scope (a retry or a re-execution of the same root run) sends the same keys,
+    so an API honouring them applies each batch once."""
+    write_scoped(api, "/sink", "root-run")
+    write_scoped(api, "/sink", "root-run")
+    keys = Counter(r["idempotency_key"] for r in api.state.received)
+    assert sorted(keys.values()) == [2, 2, 2]
+    assert [r["id"] for r in api.state.records] == list(range(1, 24))

@@ -3,6 +3,7 @@ path gives: same rows, exact types, write modes, cursors, and a failed load chan
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -174,3 +175,48 @@ def test_copy_reader_equals_row_reader(pg, monkeypatch):
     assert fast.sort_by("id").to_pylist() == slow.sort_by("id").to_pylist()
     assert fast.sort_by("id").column("status").to_pylist() == ["paid", None, "", "new"]
     assert empty.num_rows == 0
+
+
+class _Lines:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    warning = info
+
+
+def test_pushdown_logs_pipe_progress_and_reports_rows_per_second(pg, monkeypatch):
+    url, engine = pg
+    with engine.begin() as connection:  # ~2.5 MB through the pipe: several 1 MB reads
+        connection.exec_driver_sql(
+            "INSERT INTO orders (id, status, amount) SELECT g, repeat('x', 100), 1.5"
+            " FROM generate_series(10, 20009) g")
+    monkeypatch.setenv("NEXUS_PROGRESS_BATCHES", "1")  # a line per chunk read from the pipe
+    log = _Lines()
+    monkeypatch.setenv("NEXUS_PUSHDOWN", "1")
+    events = list(execute(spec(url, "fast"), {}, log=log))
+    (loaded,) = [e for e in events if isinstance(e, TargetLoaded)]
+    assert loaded.result.extra["plan"] == "pg_copy_pipe"
+    progress = [line for line in log.lines if line.startswith("progress ")]
+    assert len(progress) >= 3, log.lines
+    sizes = [float(re.match(r"progress load out: ([\d.,]+) MB through the pipe, [\d.,]+ MB/s "
+                            r"in [\d.,]+ s$", line).group(1).replace(",", ""))
+             for line in progress]
+    assert sizes == sorted(sizes) and sizes[-1] > 2.0
+    assert loaded.result.extra["rows_per_second"] > 0
+
+
+def test_pushdown_without_a_condition_counts_the_copied_rows_as_extracted(pg, monkeypatch):
+    # no filter and no cursor: the pipe skips the second scan that counts the source
+    url, engine = pg
+    only_map = [STEPS[1]]
+    fast = run(monkeypatch, spec(url, "fast", steps=only_map), pushdown=True)
+    slow = run(monkeypatch, spec(url, "slow", steps=only_map), pushdown=False)
+    assert fast[0].result.extra["plan"] == "pg_copy_pipe"
+    counts = [(e.rows_extracted, e.rows_transformed, e.result.rows_loaded)
+              for e in (fast[0], slow[0])]
+    assert counts == [(4, 4, 4), (4, 4, 4)]
+    assert fast[1].rows == slow[1].rows == 4
+    assert rows(engine, "fast") == rows(engine, "slow")
