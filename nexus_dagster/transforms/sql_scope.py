@@ -18,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -58,11 +59,18 @@ CURRENT_INPUT = "\x00current"
 Expr = ColumnElement[Any]
 
 
+_PLAIN_IDENTIFIER = re.compile(r"^[A-Z0-9_]+$", re.I)
+
+
 @cache
 def _duckdb_dialect() -> Dialect:
     from duckdb_engine import Dialect as DuckDBDialect  # DuckDB is only loaded to run SQL
 
-    return DuckDBDialect(paramstyle="qmark")
+    dialect = DuckDBDialect(paramstyle="qmark")
+    # SQLAlchemy's default also leaves names with `$` unquoted; quoting every name that is not
+    # plain letters, digits and `_` keeps the compiled SQL's identifiers all quoted or plain
+    dialect.identifier_preparer.legal_characters = _PLAIN_IDENTIFIER
+    return dialect
 
 
 def compile_sql(stmt: sa.sql.ClauseElement) -> tuple[str, list[Any]]:

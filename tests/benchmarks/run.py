@@ -245,8 +245,8 @@ def raw_copy(rows: int) -> Row:
 def raw_select_copy() -> Row:
     """The raw binary COPY pipe of the filter + map SELECT: the baseline of filtered jobs."""
     drop(TGT, "orders_raw_select")
-    columns = RAW_DDL.split("(", 1)[1].rsplit(")", 1)[0]  # the type nexus gives amount * 2:
-    sql(pg_url(TGT), f"CREATE TABLE orders_raw_select ({columns}, amount_x2 numeric(13,2))")
+    columns = RAW_DDL.split("(", 1)[1].rsplit(")", 1)[0]  # and the type nexus gives amount * 2
+    sql(pg_url(TGT), f"CREATE TABLE orders_raw_select ({columns}, amount_x2 numeric(18,2))")
     kept = count(SRC, f"SELECT count(*) FROM ({FILTER_MAP_SELECT}) s")
     cmd = (f"psql -qX '{psql_dsn(SRC)}' -c \"\\copy ({FILTER_MAP_SELECT}) to stdout "
            f"(format binary)\" | psql -qX '{psql_dsn(TGT)}' -c '\\copy orders_raw_select "
@@ -396,12 +396,12 @@ def upsert_vs_append(rows: int, folder: Path) -> list[Row]:
     sql(pg_url(SRC), "UPDATE changes SET amount = amount + 1, note = 'changed'")
     make_orders(SRC, "changes_new", rows + 1, rows + changed)
     out = []
-    for job, label in (("bench_append", "append"), ("bench_upsert", "upsert")):
+    for job, label, moved in (("bench_append", "append", "new keys"),
+                              ("bench_upsert", "upsert", "existing keys, every row changed")):
         seconds, rss, _ = task("runner_job", {"folder": str(folder), "job": job})
         out.append(Row(f"nexus {label} {changed:,} rows into {rows:,}-row table", seconds,
-                       changed, rss, moved=f"{changed:,} rows (upsert: changed, same keys)",
-                       tag=label))
-    out[1].baseline, out[1].goal = out[0], 2.0
+                       changed, rss, moved=f"{changed:,} rows ({moved})", tag=label))
+    out[1].baseline = out[0]
     return out
 
 

@@ -5,8 +5,9 @@ sort steps) read ``data/<table>.csv`` under their project root; :func:`job_specs
 for the other format. :func:`reference` runs the same query in DuckDB over the same files,
 with the same column types (money columns ``decimal(15,2)``), so results compare exactly.
 
-Benchmark rows (``python -m tests.benchmarks.run --only tpch [--tpch-sf 10]``), each against a
-baseline measured in the same run on the same files:
+Benchmark rows (``python -m tests.benchmarks.run --only tpch --rows 1000 [--tpch-sf 10]``;
+``--rows`` only sizes the orders table the other rows use), each against a baseline measured in
+the same run on the same files:
 
 * lineitem CSV and Parquet -> PostgreSQL vs ``psql \\copy`` of the CSV into a table with the
   same column types (``CREATE TABLE ... (LIKE <the table nexus created>)``);
@@ -142,8 +143,8 @@ def benchmark(scale: float, folder: Path, pg: dict[str, Any], db: str,
               task: Callable[..., tuple[float, float, dict]],
               sql: Callable[..., None], pg_url: str, psql_dsn: str,
               row: Callable[..., Any]) -> list[Any]:
-    """The TPC-H rows of the benchmark table (``run.py`` passes its helpers and the target
-    PostgreSQL database ``db``): each row's note gives its ratio to its own baseline."""
+    """The TPC-H rows of the benchmark table (``run.py`` passes its helpers, its ``Row`` and
+    the target PostgreSQL database ``db``): each nexus row has its baseline row and target."""
     tables = ("customer", "orders", "lineitem")
     data = {fmt: generate(folder / f"data_{fmt}", scale, fmt, tables)
             for fmt in ("csv", "parquet")}

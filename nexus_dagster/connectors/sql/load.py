@@ -26,7 +26,7 @@ class _ChunkStream(io.RawIOBase):
 
     def __init__(self, chunks: Iterator[bytes]):
         self._chunks = chunks
-        self._buffer = b""
+        self._buffer = memoryview(b"")  # the rest of the current chunk (no copy per read)
 
     def readable(self) -> bool:
         return True
@@ -34,7 +34,7 @@ class _ChunkStream(io.RawIOBase):
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buffer:
             try:
-                self._buffer = next(self._chunks)
+                self._buffer = memoryview(next(self._chunks))
             except StopIteration:
                 return 0
         size = min(len(target), len(self._buffer))
@@ -51,6 +51,11 @@ def _pg_csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
             col = pa.array(
                 [None if v is None else "\\x" + v.hex() for v in col.to_pylist()], pa.string()
             )
+        elif pa.types.is_timestamp(col.type) and col.type.tz == "UTC":
+            # the same text pyarrow writes for a UTC timestamp ("... 10:00:00.000000Z"), made
+            # from the naive value: formatting through the time zone is ~4x slower
+            naive = col.cast(pa.timestamp(col.type.unit))
+            col = pc.binary_join_element_wise(naive.cast(pa.string()), "Z", "")
         arrays.append(col)
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 

@@ -132,3 +132,23 @@ def test_quoted_identifiers(db):
     relation = db.read(ReadRequest(table="order", cursor=Cursor("select", 1)))
     assert relation.to_table().to_pylist() == [{"select": 2, "from": "b", "Mixed Case": 2}]
     assert rows_of(db.read(ReadRequest(table="order2")), "select")[1]["from"] == "B"
+
+
+def test_pg_load_keeps_utc_timestamps_of_every_unit_and_era(pg):
+    # the COPY csv load writes UTC timestamps from their naive text + "Z" (fast path)
+    utc = UTC
+    values = [dt.datetime(1969, 7, 20, 20, 17, 40, 500001, tzinfo=utc),
+              dt.datetime(1900, 1, 1, tzinfo=utc), None,
+              dt.datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=utc),
+              dt.datetime(2024, 2, 29, 23, 59, 59, 1, tzinfo=utc)]
+    ids = list(range(len(values)))
+    for unit in ("s", "ms", "us"):
+        table = pa.table({"id": pa.array(ids, pa.int64()),
+                          "at": pa.array(values, pa.timestamp("us", tz="UTC"))})
+        table = table.set_column(1, "at", table.column("at").cast(
+            pa.timestamp(unit, tz="UTC"), safe=False))
+        expected = table.column("at").cast(pa.timestamp("us", tz="UTC")).to_pylist()
+        name = f"stamps_{unit}"
+        pg.write(Relation.from_table(table, name=name), WriteRequest(table=name))
+        back = rows_of(pg.read(ReadRequest(table=name)))
+        assert [row["at"] for row in back] == expected, unit
