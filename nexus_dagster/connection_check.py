@@ -12,14 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from nexus_dagster import secrets
 from nexus_dagster.connectors.registry import connector_class
-from nexus_dagster.errors import NexusError, SpecError
+from nexus_dagster.errors import NexusError, SpecError, did_you_mean
 from nexus_dagster.run.endpoints import open_connector
 from nexus_dagster.spec.connections import default_connector_type, named_connection_params
 
@@ -76,8 +75,7 @@ def check_connections(project: Any, names: Iterable[str] = ()) -> list[Connectio
     names = list(names) or sorted(project.connections)
     for name in names:
         if name not in project.connections:
-            close = difflib.get_close_matches(name, list(project.connections), n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            hint = did_you_mean(name, project.connections)
             known = ", ".join(sorted(project.connections)) or "none"
             raise SpecError(f"connection {name!r} is not in connections.yaml (fix: {hint}"
                             f"use one of: {known})")

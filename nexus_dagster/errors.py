@@ -6,6 +6,30 @@ messages are passed through :func:`nexus_dagster.secrets.mask` before they are r
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+
+def closest(value: object, known: Iterable[str]) -> str | None:
+    """The known name closest to ``value`` (difflib), None when none is close."""
+    close = difflib.get_close_matches(str(value), list(known), n=1)
+    return close[0] if close else None
+
+
+def did_you_mean(value: object, known: Iterable[str]) -> str:
+    """``"did you mean 'file'? "`` for the closest known name, else ``""`` (a fix's prefix)."""
+    name = closest(value, known)
+    return f"did you mean {name!r}? " if name else ""
+
+
+def field_path(loc: Iterable[str | int]) -> str:
+    """A problem's field from a location: ``("sources", 0, "file_path")`` ->
+    ``sources[0].file_path``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
 
 class NexusError(Exception):
     """Root of every error raised by nexus-dagster."""

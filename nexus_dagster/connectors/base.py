@@ -7,7 +7,6 @@ resolved parameters (secrets decrypted, ``${ENV}`` expanded) and reads or writes
 
 from __future__ import annotations
 
-import difflib
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from nexus_dagster.errors import SpecError, SpecProblem
+from nexus_dagster.errors import SpecError, SpecProblem, did_you_mean
 from nexus_dagster.relation import Relation
 from nexus_dagster.secrets import is_reference
 
@@ -224,10 +223,8 @@ class Connector(ABC):
                 value = params.get(str(error["loc"][0])) if error["loc"] else None
                 if error["type"] != "extra_forbidden" and is_reference(value):
                     continue
-                close = (difflib.get_close_matches(str(error["loc"][-1]), param_names(cls.Params),
-                                                   n=1)
-                         if error["type"] == "extra_forbidden" and error["loc"] else [])
-                hint = f"did you mean {close[0]!r}? " if close else ""
+                hint = (did_you_mean(error["loc"][-1], param_names(cls.Params))
+                        if error["type"] == "extra_forbidden" and error["loc"] else "")
                 fix = f"{hint}see the {cls.__name__} parameters: {fields}"
                 problems.append((f"connection_params.{where}" if where else "connection_params",
                                  error["msg"], fix))

@@ -7,7 +7,6 @@ at run time only (see :mod:`nexus_dagster.secrets`).
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Iterable
@@ -19,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from nexus_dagster.connectors.registry import connector_types
-from nexus_dagster.errors import SpecError, SpecProblem
+from nexus_dagster.errors import SpecError, SpecProblem, closest, did_you_mean, field_path
 from nexus_dagster.spec.engine_settings import EngineSettings
 from nexus_dagster.spec.load_options import AfterLoadSpec, Scd2Spec
 from nexus_dagster.spec.models import (
@@ -141,8 +140,7 @@ class Project:
             if spec.job.key == name or spec.job.name == name:
                 return spec
         keys = sorted(s.job.key for s in self.jobs)
-        close = difflib.get_close_matches(name, keys, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(name, keys)
         raise SpecError(f"no job named {name!r}; {hint}jobs: {', '.join(keys) or 'none'}")
 
 
@@ -276,8 +274,7 @@ def suggested_field(data: Any, loc: Iterable[str | int]) -> str | None:
         return None
     model = _model_at(ETLJob, loc, data)
     known = [n for n in model.model_fields if n != "kind"]
-    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-    return close[0] if close else None
+    return closest(loc[-1], known)
 
 
 def _fix_for(error: dict[str, Any], loc: tuple[str | int, ...], model: type[BaseModel]) -> str:
@@ -285,16 +282,12 @@ def _fix_for(error: dict[str, Any], loc: tuple[str | int, ...], model: type[Base
     last = loc[-1] if loc else ""
     if kind == "extra_forbidden":
         known = sorted(n for n in model.model_fields if n != "kind")
-        close = difflib.get_close_matches(str(last), known, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"{hint}remove {last!r}; allowed fields: {', '.join(known)}"
+        return f"{did_you_mean(last, known)}remove {last!r}; allowed fields: {', '.join(known)}"
     if kind == "missing":
         return f"add {last!r}"
     if kind in ("enum", "literal_error"):
         expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
-        close = difflib.get_close_matches(str(error.get("input")), expected, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"{hint}use one of the listed values"
+        return f"{did_you_mean(error.get('input'), expected)}use one of the listed values"
     if kind == "string_pattern_mismatch":
         return "use letters, digits and underscores, starting with a letter"
     if kind.startswith(("int_", "float_", "bool_", "string_", "list_", "dict_")):
@@ -318,19 +311,19 @@ def problems_from_validation(
         full = (*prefix, *loc)
         model = _model_at(root_model, loc, _at(spec.data, prefix))
         message = error["msg"].removeprefix("Value error, ")
-        if _dotted(full) in by_field:  # the members of a union (bool | list[bool]) refused it
-            by_field[_dotted(full)].message += f", or {message[0].lower()}{message[1:]}"
+        if field_path(full) in by_field:  # the members of a union (bool | list[bool]) refused it
+            by_field[field_path(full)].message += f", or {message[0].lower()}{message[1:]}"
             continue
         problems.append(
             SpecProblem(
                 message,
                 file=str(spec.path),
                 line=spec.line(full),
-                field=_dotted(full) or None,
+                field=field_path(full) or None,
                 fix=_fix_for(error, loc, model),
             )
         )
-        by_field[_dotted(full)] = problems[-1]
+        by_field[field_path(full)] = problems[-1]
     return problems
 
 
@@ -351,13 +344,6 @@ def _at(data: Any, path: Path_) -> Any:
     for part in path:
         data = data[part]
     return data
-
-
-def _dotted(loc: Iterable[str | int]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 # ------------------------------------------------------------------------------- loading

@@ -7,11 +7,9 @@ The models check each field; these checks need the connector registry and the ot
 from __future__ import annotations
 
 import ast
-import difflib
-from collections.abc import Iterable
 
 from nexus_dagster.connectors.registry import ENTRY_POINT_GROUP, connector_class, connector_types
-from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
+from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError, did_you_mean
 from nexus_dagster.spec.api_fields import api_problems
 from nexus_dagster.spec.connections import endpoint_type, resolve_connection
 from nexus_dagster.spec.models import DataSource, TransformationType
@@ -167,12 +165,6 @@ def unregistered_type(field: str, value: str) -> tuple[str, str]:
         f"{did_you_mean(value, connector_types())}use one of: {', '.join(connector_types())}; "
         f"or install/register a connector for it (entry-point group {ENTRY_POINT_GROUP})",
     )
-
-
-def did_you_mean(value: str, known: Iterable[str]) -> str:
-    """``"did you mean 'file'? "`` for the closest known name (difflib), else ``""``."""
-    close = difflib.get_close_matches(value, list(known), n=1)
-    return f"did you mean {close[0]!r}? " if close else ""
 
 
 _EXPRESSION_FIX = (

@@ -17,10 +17,9 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping, Sequence
 
-from nexus_dagster.errors import ExpressionError, SpecProblem
+from nexus_dagster.errors import ExpressionError, SpecProblem, did_you_mean, field_path
 from nexus_dagster.spec.validate_rules import rule_columns
 from nexus_dagster.transforms.expressions import referenced_columns
 from nexus_dagster.transforms.steps import ColumnSources, step_kind
@@ -50,11 +49,10 @@ def column_problems(spec, source_columns: Mapping[str, Sequence[str] | None]) ->
 
     def report(loc: tuple, owner: str, column: str, frame: ColumnSources) -> None:
         names = list(frame.deps)
-        close = difflib.get_close_matches(column, names, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
+        hint = did_you_mean(column, names)
         shown = ", ".join(names[:_SHOWN]) + (", ..." if len(names) > _SHOWN else "")
         file, line = spec.where(loc)
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        field = field_path(loc)
         problems.append(SpecProblem(f"{owner}: unknown column {column!r}", file=file, line=line,
                                     field=field, fix=f"{hint}columns here: {shown or 'none'}"))
 

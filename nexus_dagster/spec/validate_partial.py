@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from nexus_dagster.errors import SpecProblem
+from nexus_dagster.errors import SpecProblem, field_path
 from nexus_dagster.spec.models import ETLJob
 from nexus_dagster.spec.validate_values import has_child
 
@@ -99,14 +99,6 @@ class PartialJob:
                 if index < len(kept):
                     problem.field = f"{group}[{kept[index]}]{problem.field[match.end():]}"
         return problem
-
-
-def _dotted_path(path: Loc) -> str:
-    """``("sources", 0, "file_path")`` -> ``sources[0].file_path`` (a problem's field)."""
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _compact(data: dict[str, Any], dropped: dict[str, set[int]]) -> dict[str, Any]:
@@ -202,7 +194,7 @@ def partial_job(
             elif error["type"] != "missing" and item is not None and len(path) > 2:
                 if _delete(data, path):
                     changed = True
-                    deleted.add(_dotted_path(path))
+                    deleted.add(field_path(path))
             elif item is not None:
                 if item[1] not in dropped[str(item[0])]:
                     dropped[str(item[0])].add(int(item[1]))

@@ -17,13 +17,12 @@ Example:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError
+from nexus_dagster.errors import SpecError, SpecProblem, UnsupportedError, did_you_mean
 from nexus_dagster.plugins import NamedRegistry
 from nexus_dagster.secrets import is_reference, register_secret
 
@@ -93,8 +92,7 @@ def settings_problems(
         if error["type"] == "missing":
             fix = f"add {last}"
         elif error["type"] == "extra_forbidden":
-            close = difflib.get_close_matches(last, names, n=1)
-            fix = (f"did you mean {close[0]!r}? " if close else "") + f"remove {last}"
+            fix = f"{did_you_mean(last, names)}remove {last}"
         else:
             fix = f"set {'.'.join(loc)} to a valid value"
         found.append((".".join([field, *loc]), error["msg"],
