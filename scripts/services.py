@@ -924,7 +924,28 @@ class FerretDB(ProcessService):
         return {"NEXUS_TEST_MONGODB_URI": f"mongodb://{HOST}:{self.port}/?directConnection=true"}
 
 
-class OpenSearchNode(ProcessService):
+class SearchNode(ProcessService):
+    """An embedded search node (OpenSearch or Elasticsearch) answering on ``port``; its URL is
+    exported as ``env_name``."""
+
+    env_name = ""
+
+    def answers(self) -> bool:
+        import json
+        import urllib.request
+
+        url = f"http://{HOST}:{self.port}/_cluster/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return json.load(response).get("status") in ("green", "yellow")
+        except (OSError, ValueError):
+            return False
+
+    def env(self) -> dict[str, str]:
+        return {self.env_name: f"http://{HOST}:{self.port}"}
+
+
+class OpenSearchNode(SearchNode):
     """One embedded OpenSearch node from Maven Central jars (Java 17).
 
     The jars are fetched once with Maven and ``scripts/opensearch/NexusOpenSearchNode.java`` (a
@@ -933,6 +954,7 @@ class OpenSearchNode(ProcessService):
 
     name = "opensearch"
     process_hint = "NexusOpenSearchNode"
+    env_name = "NEXUS_TEST_OPENSEARCH_URL"
 
     def __init__(self, root: Path) -> None:
         Service.__init__(self, STATE_DIR)
@@ -982,22 +1004,8 @@ class OpenSearchNode(ProcessService):
                 "-cp", f"{self.folder / 'libs'}/*:{self.classes}", "NexusOpenSearchNode",
                 str(self.dir / "home"), str(self.port), str(self.port + 100)]
 
-    def answers(self) -> bool:
-        import json
-        import urllib.request
 
-        url = f"http://{HOST}:{self.port}/_cluster/health"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return json.load(response).get("status") in ("green", "yellow")
-        except (OSError, ValueError):
-            return False
-
-    def env(self) -> dict[str, str]:
-        return {"NEXUS_TEST_OPENSEARCH_URL": f"http://{HOST}:{self.port}"}
-
-
-class ElasticsearchNode(ProcessService):
+class ElasticsearchNode(SearchNode):
     """One embedded Elasticsearch 8 node from Maven Central jars (Java 17).
 
     ``org.elasticsearch:elasticsearch`` and the ``transport-netty4`` plugin are fetched once with
@@ -1010,6 +1018,7 @@ class ElasticsearchNode(ProcessService):
 
     name = "elasticsearch"
     process_hint = "NexusElasticsearchNode"
+    env_name = "NEXUS_TEST_ELASTICSEARCH_URL"
 
     def __init__(self, root: Path) -> None:
         Service.__init__(self, STATE_DIR)
@@ -1099,20 +1108,6 @@ class ElasticsearchNode(ProcessService):
                 "-cp", f"{self.folder / 'libs'}/*:{self.build / 'classes'}",
                 "NexusElasticsearchNode", str(self.build), str(self.dir), str(self.port),
                 str(self.port + 100)]
-
-    def answers(self) -> bool:
-        import json
-        import urllib.request
-
-        url = f"http://{HOST}:{self.port}/_cluster/health"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return json.load(response).get("status") in ("green", "yellow")
-        except (OSError, ValueError):
-            return False
-
-    def env(self) -> dict[str, str]:
-        return {"NEXUS_TEST_ELASTICSEARCH_URL": f"http://{HOST}:{self.port}"}
 
 
 NOSQL_SERVICES = {"ferretdb": FerretDB, "opensearch": OpenSearchNode,
