@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 import pyarrow as pa
-import sqlalchemy as sa
 
 from nexus_dagster import secrets
 from nexus_dagster.connectors.base import Connector
@@ -224,17 +223,9 @@ def _safe_row(names: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
 
 def _expression(expression: str, schema: pa.Schema) -> tuple[str, list[Any]]:
     """``NOT coalesce(<condition>, false)`` compiled for DuckDB with bound parameters."""
-    from nexus_dagster.transforms.expressions import compile_expression, sqlalchemy_type
+    from nexus_dagster.transforms.rules_sql import broken_expression_sql
 
-    table = sa.table("data", *[sa.column(f.name, sqlalchemy_type(f.type)) for f in schema])
-    condition = compile_expression(expression, {c.name: c for c in table.c}, condition=True)
-    statement = sa.not_(sa.func.coalesce(condition, sa.false()))
-    from duckdb_engine import Dialect
-
-    dialect = Dialect(paramstyle="qmark")
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-    params = [compiled.params[name] for name in compiled.positiontup or ()]
-    return str(compiled), params
+    return broken_expression_sql(expression, schema)
 
 
 def _freshness(con: duckdb.DuckDBPyConnection, check: CheckSpec) -> Outcome:

@@ -43,7 +43,7 @@ from nexus_dagster.transforms.expressions import (
     sqlalchemy_type,
 )
 from nexus_dagster.transforms.spool import spool_relation
-from nexus_dagster.transforms.sql_scope import HIDDEN_PREFIX
+from nexus_dagster.transforms.sql_scope import HIDDEN_PREFIX, compile_sql
 
 __all__ = ["RuleCounts", "RuleGateError", "RuleSplit", "rules_query", "split_rows"]
 
@@ -122,15 +122,17 @@ def _condition(rule: RuleSpec, schema: pa.Schema) -> tuple[str, list[Any]]:
     if kind == RuleCheck.REGEX:
         text = f"CAST({col} AS VARCHAR)"
         return f"coalesce(NOT regexp_full_match({text}, ?), false)", [rule.pattern]
-    table = sa.table("data", *[sa.column(f.name, sqlalchemy_type(f.type)) for f in schema])
-    condition = compile_expression(rule.expression or "", {c.name: c for c in table.c},
-                                   condition=True)
-    from duckdb_engine import Dialect
+    sql, params = broken_expression_sql(rule.expression or "", schema)
+    return f"({sql})", params
 
-    statement = sa.not_(sa.func.coalesce(condition, sa.false()))
-    compiled = statement.compile(dialect=Dialect(paramstyle="qmark"),
-                                 compile_kwargs={"render_postcompile": True})
-    return f"({compiled})", [compiled.params[n] for n in compiled.positiontup or ()]
+
+def broken_expression_sql(expression: str, schema: pa.Schema) -> tuple[str, list[Any]]:
+    """DuckDB SQL over table ``data`` (columns of ``schema``) that is true when a row breaks
+    ``expression`` — ``NOT coalesce(<condition>, false)``: a null condition breaks it — and
+    its bound parameters. Row rules and the ``expression`` check of ``checks`` share it."""
+    table = sa.table("data", *[sa.column(f.name, sqlalchemy_type(f.type)) for f in schema])
+    condition = compile_expression(expression, {c.name: c for c in table.c}, condition=True)
+    return compile_sql(sa.not_(sa.func.coalesce(condition, sa.false())))
 
 
 def rules_query(rules: Sequence[RuleSpec], schema: pa.Schema) -> tuple[str, list[Any]]:
