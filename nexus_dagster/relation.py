@@ -4,8 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import pyarrow as pa
+
+
+class DuckdbScan(Protocol):
+    """Data DuckDB can read itself, with exactly a relation's columns and rows (a local CSV or
+    Parquet source: see :mod:`nexus_dagster.run.file_scans`). A DuckDB consumer may scan it
+    instead of iterating the relation's batches, so that DuckDB reads only the columns and rows
+    its query needs, on its own threads."""
+
+    def select_sql(self, ordinal: str | None = None, offset: int = 0) -> str:
+        """A DuckDB ``SELECT`` of the relation's columns (names and types as in its schema),
+        plus, with ``ordinal``, a column of that name numbering the rows in read order from
+        ``offset``."""
+        ...
+
+    def scanned(self, con: Any) -> None:
+        """Called on the DuckDB connection right after the statement that read the scan to
+        its end (to count the rows read)."""
+        ...
+
+    def read_error(self, exc: Exception) -> Exception | None:
+        """The error to raise for ``exc`` (DuckDB's) when it is about reading this scan's
+        data, naming the source and the fix; None when it is not."""
+        ...
 
 
 @dataclass
@@ -18,12 +42,16 @@ class Relation:
             to be called once only (a database cursor, a Kafka consumer); callers that need two
             passes materialize the relation first (see :meth:`to_table` or Parquet spooling).
         name: where the data comes from, for messages ("source orders", "transform paid").
+        stats: what the connector reports about the read (files, paths, state).
+        scan: how DuckDB may read the same data itself (a local file source), or None;
+            wrappers that change the batches drop it.
     """
 
     schema: pa.Schema
     open: Callable[[], Iterator[pa.RecordBatch]]
     name: str = "relation"
     stats: dict[str, object] = field(default_factory=dict)
+    scan: DuckdbScan | None = None
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         for batch in self.open():

@@ -6,14 +6,17 @@ Per project:
   (:class:`~nexus_dagster.dagster.translator.NexusTranslator`): a target of job A read by job B
   is the same asset, so the graph shows A -> B; a source no job writes is an external asset;
 * each job's targets are one multi-asset ``<job>__etl`` (one step: extract, transform, load)
-  depending on the job's sources;
+  depending on the job's sources; with ``execution: {steps: per_source}`` the same assets are
+  a graph of one extraction step per source and one load step
+  (:mod:`~nexus_dagster.dagster.split_steps`), on the executor the job names
+  (:mod:`~nexus_dagster.dagster.executors`);
 * each connection is a resource (:mod:`nexus_dagster.dagster.resources`) and the step opens its
   connectors through ``context.resources``;
 * after every target committed, the step records an observation of each source asset carrying
   the rows extracted and the incremental cursor (``nexus/cursor``, tagged with the job, since
   several jobs may read one source), which the job's next run reads back;
-* an asset job named after the job (in-process executor: one step), and a
-  schedule, sensors and asset checks when the spec has them.
+* an asset job named after the job, and a schedule, sensors and asset checks when the spec
+  has them.
 
 Example:
     >>> from nexus_dagster.dagster.factory import definitions_from_folder
@@ -35,6 +38,7 @@ import pyarrow as pa
 from nexus_dagster import audit, secrets
 from nexus_dagster.dagster import (
     checks,
+    executors,
     guards,
     lineage,
     notifications,
@@ -42,6 +46,7 @@ from nexus_dagster.dagster import (
     resources,
     rule_checks,
     sensors,
+    split_steps,
     triggers,
 )
 from nexus_dagster.dagster.resources import project_resources
@@ -239,21 +244,13 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
     partitions_def = partitions.partitions_def(job)
     job_resources = resources.job_resources(job, connections)
 
-    @dg.multi_asset(
-        specs=target_specs,
-        check_specs=[*checks.check_specs(planned_checks, partitions_def),
-                     *rule_checks.check_specs(planned_rules, partitions_def)],
-        partitions_def=partitions_def,
-        name=f"{job.key}__etl",
-        description=job.description or f"Extract, transform and load job {job.key}",
-        can_subset=False,
-        retry_policy=_retry_policy(job),
-        pool=pool_name(job),
-        backfill_policy=partitions.backfill_policy(job) if partitions_def else None,
-        op_tags=tags,
-        required_resource_keys=set(job_resources),
-    )
-    def _etl(context) -> Iterator[dg.MaterializeResult]:  # AssetExecutionContext
+    def _stored(instance: dg.DagsterInstance, name: str) -> tuple[Any, Any]:
+        values = stored_values(instance, source_key_by_name[name], job.key,
+                               (CURSOR_KEY, STATE_KEY), legacy_keys[name])
+        return values[CURSOR_KEY], values[STATE_KEY]
+
+    def _step(context, staged: Mapping[str, Any]) -> Iterator[Any]:
+        """The job's run as step events (``staged``: the load step of a split job)."""
         instance = context.instance
         window = partitions.window(context)
         guards.refuse_ephemeral(instance, job, window, context.log)
@@ -284,6 +281,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
                     window=window,
                     source_files=sensors.source_files_from_tags(context.run.tags),
                     opener=opener,
+                    staged=staged,
                 ):
                     if isinstance(event, TargetLoaded):
                         rule_counts = event.rules
@@ -310,10 +308,44 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
             raise guards.step_failure(exc, message, context.retry_number + 1,
                                       max_retries or 0) from None
 
-    # one step per job: a multiprocess executor would add a process and parallelize nothing;
-    # `parallel: true` gives the transformation engine `max_workers` threads instead
+    check_specs = [*checks.check_specs(planned_checks, partitions_def),
+                   *rule_checks.check_specs(planned_rules, partitions_def)]
+    execution = job.execution
+    if execution is not None and execution.steps == "per_source":
+        etl = split_steps.split_assets(spec, connections, split_steps.StepShape(
+            target_specs=target_specs,
+            check_specs=check_specs,
+            source_keys=source_key_by_name,
+            partitions_def=partitions_def,
+            backfill_policy=partitions.backfill_policy(job) if partitions_def else None,
+            retry_policy=_retry_policy(job),
+            pool=pool_name(job),
+            tags=tags,
+            resource_keys=set(job_resources),
+            job_resources=job_resources,
+            description=job.description or f"Extract, transform and load job {job.key}",
+        ), _stored, _step)
+    else:
+        @dg.multi_asset(
+            specs=target_specs,
+            check_specs=check_specs,
+            partitions_def=partitions_def,
+            name=f"{job.key}__etl",
+            description=job.description or f"Extract, transform and load job {job.key}",
+            can_subset=False,
+            retry_policy=_retry_policy(job),
+            pool=pool_name(job),
+            backfill_policy=partitions.backfill_policy(job) if partitions_def else None,
+            op_tags=tags,
+            required_resource_keys=set(job_resources),
+        )
+        def etl(context) -> Iterator[Any]:  # AssetExecutionContext
+            yield from _step(context, {})
+
+    # `execution` chooses the executor (in-process for one step, multiprocess for per-source
+    # steps); `parallel: true` gives the transformation engine `max_workers` threads
     # (run/general.py transform_settings)
-    executor = dg.in_process_executor
+    executor = executors.executor_for(job)
     asset_job = dg.define_asset_job(
         name=job.key,
         selection=dg.AssetSelection.assets(*[s.key for s in target_specs]),
@@ -321,7 +353,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
         executor_def=executor,
         tags=tags,
     )
-    built = JobDefinitions(assets=[_etl], jobs=[asset_job], resources=job_resources)
+    built = JobDefinitions(assets=[etl], jobs=[asset_job], resources=job_resources)
     if job.schedule and partitions_def is not None:
         built.schedules.append(partitions.schedule(job, asset_job, _schedule_status(job)))
     elif job.schedule:

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import types
@@ -222,11 +223,31 @@ def _accepted_keys(type_name: str) -> dict[str, str]:
     return accepted
 
 
+#: resources made in this process by (type, where, params as written): the jobs of a project
+#: share their named connections, and Dagster may load the definitions more than once
+_made: dict[tuple[str, str, str], ConnectionResource] = {}
+_MADE_LIMIT = 1024
+
+
 def connection_resource(
     type_name: str, params: Mapping[str, Any], where: str
 ) -> ConnectionResource:
     """The resource of one connection: ``params`` as written in a spec (unresolved), ``where``
-    naming them in placeholders (``connections.yaml warehouse``)."""
+    naming them in placeholders (``connections.yaml warehouse``). The same arguments give the
+    same (immutable) resource object, made once per process."""
+    try:
+        key = (type_name, where, json.dumps(params, sort_keys=True, default=repr))
+    except (TypeError, ValueError):  # keys that do not sort: made each time
+        return _new_resource(type_name, params, where)
+    made = _made.get(key)
+    if made is None:
+        if len(_made) >= _MADE_LIMIT:
+            _made.clear()
+        made = _made[key] = _new_resource(type_name, params, where)
+    return made
+
+
+def _new_resource(type_name: str, params: Mapping[str, Any], where: str) -> ConnectionResource:
     model = resource_class(type_name)
     cls = connector_class(type_name)
     accepted = _accepted_keys(type_name)

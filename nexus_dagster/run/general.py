@@ -38,9 +38,11 @@ from nexus_dagster.run.cursors import (
 )
 from nexus_dagster.run.endpoints import read_request, write_request
 from nexus_dagster.run.events import Event, SourceExtracted, TargetLoaded
+from nexus_dagster.run.file_scans import attach_file_scans
 from nexus_dagster.run.plan import RunContext
 from nexus_dagster.run.progress import Progress
 from nexus_dagster.run.quarantine import QUARANTINE_OUTPUT, load_order, output_key
+from nexus_dagster.run.staging import check_fresh
 from nexus_dagster.scratch import make_scratch_folder
 from nexus_dagster.transforms.rules_sql import split_rows
 from nexus_dagster.transforms.spool import spooled
@@ -116,10 +118,18 @@ class GeneralPlan:
         opened: list[Connector] = []
         spool_dir: Path | None = None
         try:
-            sources: dict[str, tuple[Connector, Relation, RowCounter]] = {}
+            sources: dict[str, tuple[Connector | None, Relation, RowCounter]] = {}
             requests: dict[str, Any] = {}
             collectors: dict[str, KeyCollector | None] = {}
+            # the load step of a split job: staged rows, extracted from the stored cursors
+            check_fresh(context.staged, context.stored_cursors, context.stored_states)
             for source in job.sources:
+                staged = context.staged.get(source.name)
+                if staged is not None:  # read (and cursor-filtered) by its extraction step
+                    sources[source.name] = (None, staged.relation,
+                                            RowCounter(staged.relation, source.incremental_column))
+                    requests[source.name], collectors[source.name] = None, None
+                    continue
                 connector = context.open(source)
                 opened.append(connector)
                 cursor = start_cursor(source, context.stored_cursors.get(source.name))
@@ -150,6 +160,8 @@ class GeneralPlan:
             last = steps[-1].name if steps else None
             readers = Counter(t.input or last for t in job.targets
                               if output_key(job, t, last) != QUARANTINE_OUTPUT)
+            # local CSV/Parquet sources the chain's DuckDB may scan itself
+            inputs = attach_file_scans(job, inputs, sources, requests, readers)
             if any(key != last for key in readers):
                 # targets write different steps (or raw sources): each step computes once
                 spool_dir = make_scratch_folder("nexus-spool-")
@@ -217,9 +229,11 @@ class GeneralPlan:
             # every target committed: sources may now let go of what they read
             for source in job.sources:
                 connector, relation, counter = sources[source.name]
-                connector.acknowledge(relation)
-                done = finish_source(source, connector, relation, requests[source.name],
-                                     collectors[source.name], counter.cursor_max, spec.root)
+                done = None
+                if connector is not None:  # staged sources acknowledge nothing (refused)
+                    connector.acknowledge(relation)
+                    done = finish_source(source, connector, relation, requests[source.name],
+                                         collectors[source.name], counter.cursor_max, spec.root)
                 if done is not None and log:
                     log.info(f"after_load {source.name}: {done}")
                 before = context.stored_cursors.get(source.name)

@@ -29,7 +29,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from nexus_dagster import secrets
-from nexus_dagster.connectors.base import Connector, LoadResult, ReadRequest
+from nexus_dagster.connectors.base import LoadResult, ReadRequest
 from nexus_dagster.connectors.database import DatabaseConnector
 from nexus_dagster.connectors.sql import pg_copy
 from nexus_dagster.connectors.sql.session import compile_statement
@@ -62,26 +62,31 @@ def enabled() -> bool:
     return os.environ.get(ENV_SWITCH, "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
-def render(connector: DatabaseConnector, statement: sa.Select[Any]) -> str:
-    """The statement as SQL text with its values quoted by the driver (COPY takes none)."""
-    with connector.engine.connect() as connection:
-        sql, params = compile_statement(statement, connection.dialect)
-        dbapi = connection.connection.dbapi_connection
-        with dbapi.cursor() as cursor:  # type: ignore[union-attr]
-            return cursor.mogrify(sql, params).decode()
+def render(dbapi: Any, dialect: sa.Dialect, statement: sa.Select[Any]) -> str:
+    """The statement as SQL text with its values quoted by the driver (COPY takes none), on
+    an open psycopg2 connection (nothing is sent to the server)."""
+    sql, params = compile_statement(statement, dialect)
+    with dbapi.cursor() as cursor:
+        return cursor.mogrify(sql, params).decode()
 
 
 class PgPipePlan:
     """One PostgreSQL source piped into one PostgreSQL target; yields the general path's
-    events."""
+    events.
+
+    ``session`` is the source connection the planner probed on (a SQLAlchemy pool's raw
+    connection, outside any transaction): the SQL is rendered and the COPY runs on it, so
+    the source is connected to once per run; :meth:`run` closes it.
+    """
 
     def __init__(
         self, context: RunContext, source: DatabaseConnector, target: DatabaseConnector,
         relation: Relation, statement: sa.Select[Any], steps: list[Transformation],
-        out_schema: pa.Schema,
+        out_schema: pa.Schema, session: Any,
     ):  # fmt: skip
         self.context = context
         self.source = source
+        self.session = session
         self.target = target
         self.relation = relation
         self.statement = statement
@@ -104,6 +109,7 @@ class PgPipePlan:
             self.source.engine, self._source_sql(table, columns),
             connection.connection.dbapi_connection, copy_in, self._stats_sql(),
             on_read=self.progress.add_bytes if self.progress else None,
+            source_dbapi=self.session.dbapi_connection,
         )  # fmt: skip
         return self.copied.rows
 
@@ -118,7 +124,7 @@ class PgPipePlan:
         built = SqlBuilder({name: typed}, [name]).build(self.steps)
         out = built.subquery("nexus_out")
         final = sa.select(*[sa.cast(out.c[c], table.c[c].type).label(c) for c in columns])
-        return render(self.source, final)
+        return render(self.session.dbapi_connection, self.source.engine.dialect, final)
 
     def _stats_sql(self) -> str | None:
         """``SELECT count(*)[, max(cursor)]`` over the (cursor-filtered) source, or None when
@@ -135,7 +141,8 @@ class PgPipePlan:
         items: list[Any] = [sa.func.count()]
         if column is not None:
             items.append(sa.func.max(base.c[column]))
-        return render(self.source, sa.select(*items).select_from(base))
+        return render(self.session.dbapi_connection, self.source.engine.dialect,
+                      sa.select(*items).select_from(base))
 
     def run(self) -> Iterator[Event]:
         """Load the target, then report the source (same events as the general path)."""
@@ -182,24 +189,29 @@ class PgPipePlan:
                 state=None,
             )
         finally:
-            _close(self.target, self.source)
+            _close(self.session, self.target, self.source)
 
 
-def _close(*connectors: Connector) -> None:
-    for connector in connectors:
+def _close(*opened: Any) -> None:
+    """Close connectors and connections, ignoring errors (what the run raised matters)."""
+    for item in opened:
         with contextlib.suppress(Exception):
-            connector.close()
+            item.close()
 
 
 def plan(context: RunContext) -> PgPipePlan | None:
     """A pipe plan for the job, or None when it must take another path.
 
-    Deciding costs a connection to each database (schema probes); no data is read or written.
+    Deciding costs two connections to the source (the read's probe, then the session the
+    plan keeps for its own probe, the SQL and the COPY) and one to the target (its column
+    types); no data is read or written.
     Any problem while deciding (an unknown column, a server down) returns None, so that the
     general path reports it with its usual message.
     """
     job = context.spec.job
     if context.window is not None or context.source_files or not enabled():
+        return None
+    if context.staged:  # the load step of a split job reads staged Parquet, not the database
         return None
     if len(job.sources) != 1 or len(job.targets) != 1:
         return None
@@ -217,7 +229,7 @@ def plan(context: RunContext) -> PgPipePlan | None:
         return None
     if job.rules:  # row rules split (or gate) the rows before any target is written
         return None
-    opened: list[Connector] = []
+    opened: list[Any] = []
     try:
         source = context.open(source_spec)
         opened.append(source)
@@ -235,8 +247,10 @@ def plan(context: RunContext) -> PgPipePlan | None:
                               batch_size=source_spec.batch_size, cursor=cursor)  # fmt: skip
         relation = source.read(request)  # probes the columns once (no options: exact types)
         columns = [ColumnInfo(f.name, f.type) for f in relation.schema]
-        with source.engine.connect() as connection:
-            oids = pg_copy.result_oids(connection, source.select_statement(request, columns, None))
+        session = source.engine.raw_connection()
+        opened.append(session)
+        oids = pg_copy.result_oids(session.dbapi_connection, source.engine.dialect,
+                                   source.select_statement(request, columns, None))
         if not set(oids) <= PUSHABLE_OIDS:
             return _close(*opened)
         if any(f.type == UNCONSTRAINED_DECIMAL for f in relation.schema):
@@ -255,6 +269,7 @@ def plan(context: RunContext) -> PgPipePlan | None:
         if not target.table_types_known(target_spec.table):
             return _close(*opened)
         statement = source.select_statement(request, columns, cursor)
-        return PgPipePlan(context, source, target, relation, statement, steps, out_schema)
+        return PgPipePlan(context, source, target, relation, statement, steps, out_schema,
+                          session)
     except Exception:
         return _close(*opened)

@@ -47,6 +47,11 @@ class RunContext:
         opener: how an endpoint becomes a connector; by default
             :func:`~nexus_dagster.run.endpoints.open_endpoint` (the Dagster layer passes one
             that asks its resources).
+        staged: source name -> its staged extraction (a
+            :class:`~nexus_dagster.run.staging.StagedSource`) in the load step of a job split
+            into steps: the general plan loads those rows instead of reading the source, after
+            checking that the source's stored cursor is still the one the extraction started
+            from.
     """
 
     spec: Any
@@ -59,6 +64,7 @@ class RunContext:
     window: tuple[Any, Any] | None = None
     source_files: Mapping[str, str] = field(default_factory=dict)
     opener: Callable[[DataSource | DataTarget], Connector] | None = None
+    staged: Mapping[str, Any] = field(default_factory=dict)
 
     def open(self, endpoint: DataSource | DataTarget) -> Connector:
         """The connector of one of the job's sources or targets."""
@@ -111,6 +117,7 @@ def execute(
     window: tuple[Any, Any] | None = None,
     source_files: Mapping[str, str] | None = None,
     opener: Callable[[DataSource | DataTarget], Connector] | None = None,
+    staged: Mapping[str, Any] | None = None,
 ) -> Iterator[Event]:
     """Run one job with the first plan that takes it (see :class:`RunContext` for the
     arguments): yields a ``TargetLoaded`` per committed target, then a ``SourceExtracted`` per
@@ -126,6 +133,7 @@ def execute(
         window=window,
         source_files=source_files or {},
         opener=opener,
+        staged=staged or {},
     )
     for planner in PLANNERS:
         chosen = _load(planner)(context)

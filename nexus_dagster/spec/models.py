@@ -34,6 +34,7 @@ from pydantic import (
 
 from nexus_dagster.spec.api_fields import ApiSourceFields, ApiTargetFields
 from nexus_dagster.spec.engine_settings import EngineSettings
+from nexus_dagster.spec.execution_settings import Execution
 from nexus_dagster.spec.load_options import DEFAULT_MAX_DELETE_FRACTION, AfterLoadSpec, Scd2Spec
 from nexus_dagster.spec.operations import (
     CheckSpec,
@@ -540,6 +541,8 @@ class ETLJob(_Model):
     enabled: bool = True
     #: memory_limit / temp_directory / threads of the transformation engine
     engine: EngineSettings | None = None
+    #: Dagster steps and executor: one step (default) or one extraction step per source
+    execution: Execution | None = None
 
     @property
     def key(self) -> str:

@@ -15,6 +15,7 @@ from nexus_dagster.spec.connections import endpoint_type, resolve_connection
 from nexus_dagster.spec.models import DataSource, TransformationType
 from nexus_dagster.spec.validate_cdc import cdc_problems
 from nexus_dagster.spec.validate_chain import chain_problems
+from nexus_dagster.spec.validate_execution import execution_problems
 from nexus_dagster.spec.validate_loads import load_problems
 from nexus_dagster.spec.validate_operations import operations_problems, trigger_problems
 from nexus_dagster.spec.validate_rules import rules_problems
@@ -155,7 +156,8 @@ def check_job(spec, connections) -> list[SpecProblem]:
             problem(
                 ("timezone",), f"unknown time zone {job.timezone!r}", 'use e.g. "Europe/Berlin"'
             )
-    return problems + operations_problems(spec) + rules_problems(spec) + sensor_problems(spec)
+    return (problems + operations_problems(spec) + rules_problems(spec) + sensor_problems(spec)
+            + execution_problems(spec, connections))
 
 
 def unregistered_type(field: str, value: str) -> tuple[str, str]:

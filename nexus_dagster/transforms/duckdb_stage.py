@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql import FromClause
 
 from nexus_dagster.errors import TransformError
-from nexus_dagster.relation import Relation
+from nexus_dagster.relation import DuckdbScan, Relation
 from nexus_dagster.transforms.expressions import sqlalchemy_type
 from nexus_dagster.transforms.spool import write_spool
 from nexus_dagster.transforms.sql_builder import SqlBuilder
@@ -37,7 +37,7 @@ from nexus_dagster.transforms.sql_scope import CURRENT_INPUT, ORDINAL, compile_s
 from nexus_dagster.transforms.stage_output import read_once, reference_types, restore_schema
 from nexus_dagster.transforms.stages import Stage
 
-__all__ = ["StageSettings", "run_sql_stage"]
+__all__ = ["StageSettings", "parse_bytes", "run_sql_stage"]
 
 _SOURCE_SHIFT = 40  # ordinal = source index << 40 | row number within the source
 _BYTES_PER_THREAD = 256 * 2**20
@@ -128,13 +128,19 @@ def run_sql_stage(
     return Relation(schema, open_, label)
 
 
-def _connect(settings: StageSettings, ordered: bool) -> tuple[duckdb.DuckDBPyConnection, str]:
+def _connect(
+    settings: StageSettings, ordered: bool, streaming: bool = False
+) -> tuple[duckdb.DuckDBPyConnection, str]:
     spill = tempfile.mkdtemp(prefix="nexus-duckdb-", dir=settings.temp_directory)
     # Ordered stages end with an explicit ORDER BY; the others rely on insertion order.
     config: dict[str, Any] = {"temp_directory": spill, "preserve_insertion_order": not ordered}
+    if streaming:
+        # filters and maps over Python-fed streams: a second DuckDB thread gains nothing (the
+        # stream feeds one batch at a time) and kept ~60 MB of freed memory in its own heap
+        config["threads"] = 1
     if settings.memory_limit:
         config["memory_limit"] = settings.memory_limit
-        limit = _parse_bytes(settings.memory_limit)
+        limit = parse_bytes(settings.memory_limit)
         if limit is not None:
             # DuckDB needs working memory per thread to spill (it suggests >= 1 GB each);
             # with a small limit, fewer threads is what lets a blocking step complete.
@@ -148,7 +154,7 @@ def _connect(settings: StageSettings, ordered: bool) -> tuple[duckdb.DuckDBPyCon
         raise
 
 
-def _parse_bytes(text: str) -> int | None:
+def parse_bytes(text: str) -> int | None:
     """``"64MB"`` -> 64000000 (DuckDB's units); None when not understood."""
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
     if not match or match.group(2).lower() not in _UNITS:
@@ -171,8 +177,13 @@ def _execute(
     and to report errors before any data is read).
     """
     ordered = stage.ordered
-    con, spill = _connect(settings, ordered)
+    streaming = not ordered and all(r.scan is None for r in inputs.values())
+    con, spill = _connect(settings, ordered, streaming)
     failures: list[BaseException] = []
+    # inputs DuckDB reads itself (local files, see run/file_scans.py): not where a statement
+    # before the main one reads them (kept steps, pivot columns)
+    use_scans = not dry and not stage.tees and not stage.columns_from_data
+    pending: list[DuckdbScan] = []
     try:
         bases: dict[str, FromClause] = {}
         for index, (logical, relation) in enumerate(inputs.items()):
@@ -182,6 +193,15 @@ def _execute(
             registered = f"__nexus_in_{index}"
             if dry:
                 con.register(registered, pa.Table.from_batches([], schema=schema))
+            elif use_scans and relation.scan is not None and _scan_view(
+                con, registered, relation.scan, schema, ORDINAL if ordered else None,
+                index << _SOURCE_SHIFT,
+            ):
+                if not pending:  # the scans count their rows from the statement's profile
+                    con.execute("SET enable_profiling = 'no_output'")
+                    if ordered:  # rows numbered in file order
+                        con.execute("SET preserve_insertion_order = true")
+                pending.append(relation.scan)
             else:
                 batches = _guard(
                     _with_ordinal(relation, index) if ordered else iter(relation), failures
@@ -193,6 +213,8 @@ def _execute(
                     f"CREATE TEMP TABLE {quote_identifier(copy)} AS "
                     f"SELECT * FROM {quote_identifier(registered)}"
                 )
+                if pending and pending[-1] is relation.scan:
+                    pending.pop().scanned(con)
                 registered = copy
             bases[logical] = sa.table(
                 registered, *[sa.column(f.name, sqlalchemy_type(f.type)) for f in schema]
@@ -211,23 +233,56 @@ def _execute(
                 raise failures[0] from None
             if dry:
                 builder.blame(exc)
+            _raise_scan_error(pending, exc)
             raise TransformError(f"{stage.label} failed: {exc}") from exc
         yield reader.schema
         while True:
             try:
                 batch = reader.read_next_batch()
             except StopIteration:
+                for scan in pending:
+                    scan.scanned(con)
                 break
             except Exception as exc:
                 if failures:  # a source failed: raise its own error, not DuckDB's wrapper
                     raise failures[0] from None
                 if isinstance(exc, (duckdb.Error, pa.ArrowException, OSError)):
+                    _raise_scan_error(pending, exc)
                     raise TransformError(f"{stage.label} failed: {exc}") from exc
                 raise
             yield batch
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _scan_view(
+    con: duckdb.DuckDBPyConnection, name: str, scan: DuckdbScan, schema: pa.Schema,
+    ordinal: str | None, offset: int,
+) -> bool:  # fmt: skip
+    """Make ``name`` a view over ``scan`` when DuckDB types it exactly as it would type an Arrow
+    stream of ``schema`` (so the statement's result types do not change); else create nothing
+    and return False (the stage reads the relation's batches)."""
+    expected = "__nexus_expected"
+    con.register(expected, pa.Table.from_batches([], schema=schema))
+    try:
+        wanted = [row[:2] for row in con.execute(f"DESCRIBE {expected}").fetchall()]
+    finally:
+        con.unregister(expected)
+    view = quote_identifier(name)
+    con.execute(f"CREATE TEMP VIEW {view} AS {scan.select_sql(ordinal, offset)}")
+    if [row[:2] for row in con.execute(f"DESCRIBE {view}").fetchall()] == wanted:
+        return True
+    con.execute(f"DROP VIEW {view}")
+    return False
+
+
+def _raise_scan_error(scans: list[DuckdbScan], exc: Exception) -> None:
+    """Raise a scanned source's own error (a file it cannot read), if ``exc`` is one."""
+    for scan in scans:
+        error = scan.read_error(exc)
+        if error is not None:
+            raise error from exc
 
 
 def _write_kept(

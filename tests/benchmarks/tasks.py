@@ -13,7 +13,8 @@ from pathlib import Path
 
 
 def dagster_job(args: dict) -> dict:
-    """A spec folder's job through Dagster ``execute_in_process`` (ephemeral instance)."""
+    """A spec folder's job through Dagster ``execute_in_process`` on an ephemeral instance made
+    before the clock starts (``seconds`` is the run; ``instance_s`` the instance's set-up)."""
     start = time.perf_counter()
     import dagster as dg
 
@@ -24,7 +25,11 @@ def dagster_job(args: dict) -> dict:
     defs = build_definitions(load_project(args["folder"]))
     job = defs.resolve_job_def(args["job"])
     built = time.perf_counter()
-    result = job.execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    # Dagster's in-memory instance imports its storage (alembic) and stamps two SQLite
+    # schemas: Dagster's set-up, reported apart (instance_s) like the imports, not the run
+    instance = dg.DagsterInstance.ephemeral()
+    ready = time.perf_counter()
+    result = job.execute_in_process(instance=instance)
     done = time.perf_counter()
     if not result.success:
         raise SystemExit(f"job {args['job']} failed")
@@ -32,8 +37,8 @@ def dagster_job(args: dict) -> dict:
     for event in result.get_asset_materialization_events():
         value = event.materialization.metadata.get("nexus/rows_loaded")
         rows = max(rows, int(value.value) if value is not None else 0)
-    return {"seconds": done - built, "rows": rows, "import_s": imported - start,
-            "build_s": built - imported}
+    return {"seconds": done - ready, "rows": rows, "import_s": imported - start,
+            "build_s": built - imported, "instance_s": ready - built}
 
 
 def runner_job(args: dict) -> dict:

@@ -21,6 +21,7 @@ from nexus_dagster.dagster.factory import build_definitions
 from nexus_dagster.dagster.resources import (
     ConnectionResource,
     ConnectorSource,
+    job_resources,
     resource_class,
 )
 from nexus_dagster.relation import Relation
@@ -251,3 +252,18 @@ def test_resource_fields_follow_the_connector_params():
     assert {"host", "port", "database", "password", "more_params"} <= set(database.model_fields)
     kafka = resource_class("kafka")
     assert kafka is resource_class("kafka")  # one class per connector type
+
+
+
+def test_a_connection_used_by_several_jobs_is_one_resource_made_once(tmp_path: Path):
+    """Both jobs write through ``warehouse``: one resource object for both, and a second
+    definitions load in the process gets that object again instead of making a new one."""
+    folder = project(tmp_path)
+    (folder / "report.yaml").write_text(textwrap.dedent(JOB).replace("copy_orders", "report")
+                                        .replace("table: orders", "table: report_orders"))
+    loaded = load_project(folder)
+    first, second = (job_resources(spec.job, loaded.connections)["warehouse"]
+                     for spec in loaded.jobs)
+    assert first is second
+    assert build_definitions(loaded).resources["warehouse"] is first
+    assert build_definitions(load_project(folder)).resources["warehouse"] is first

@@ -11,7 +11,8 @@ Formats: ``csv``, ``tsv``, ``json`` (one JSON array; read in memory), ``jsonl``,
 
 Modules: :mod:`.names` (format names, extensions, compression suffixes), :mod:`.options`
 (:class:`ReadOptions`, type and encoding names), :mod:`.reader` (the reader interface),
-:mod:`.schemas`, :mod:`.parse_errors`, :mod:`.values` (Python values <-> Arrow), and one module
+:mod:`.schemas`, :mod:`.fixed_decimals` (numbers with fixed fraction digits read as decimals),
+:mod:`.parse_errors`, :mod:`.values` (Python values <-> Arrow), and one module
 per format with its reader and writer: :mod:`.csv`, :mod:`.json`, :mod:`.parquet`,
 :mod:`.excel`, :mod:`.xml`, :mod:`.fixed_width` (with :mod:`.text_columns`, the typing of text
 columns they share). What lies between a stored file and a reader: :mod:`.content` (the layers),

@@ -6,16 +6,26 @@ from __future__ import annotations
 import codecs
 import csv as pycsv
 import io
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from nexus_dagster.connectors.formats.fixed_decimals import (
+    first_unfit_text,
+    text_decimal_type,
+    unfit_value_error,
+)
 from nexus_dagster.connectors.formats.options import ReadOptions, read_block_size
 from nexus_dagster.connectors.formats.parse_errors import encoding_message, translate_errors
 from nexus_dagster.connectors.formats.reader import FormatReader, Opener
-from nexus_dagster.connectors.formats.schemas import check_text_types, normalize_inferred
+from nexus_dagster.connectors.formats.schemas import (
+    apply_types,
+    check_text_types,
+    normalize_inferred,
+)
 from nexus_dagster.errors import DataError
 
 
@@ -65,14 +75,80 @@ class CsvReader(FormatReader):
                     name, opts.encoding, ValueError(f"invalid text in column {binary[0]!r}")
                 )
             )
-        return normalize_inferred(schema, opts.column_types)
+        schema = normalize_inferred(schema, opts.column_types)
+        if opts.decimal_inference:
+            schema = self._fixed_decimals(opener, name, opts, batch_size, schema)
+        return schema
+
+    def _fixed_decimals(
+        self, opener: Opener, name: str, opts: ReadOptions, batch_size: int, schema: pa.Schema
+    ) -> pa.Schema:
+        """``schema`` with the float64 columns whose first block holds fixed-decimal text
+        retyped as decimals (the block pyarrow inferred the schema from, re-read as text)."""
+        candidates = [
+            f.name
+            for f in schema
+            if pa.types.is_float64(f.type) and f.name not in opts.column_types
+        ]
+        if not candidates or len(set(schema.names)) != len(schema.names):
+            return schema
+        options = self._options(
+            opts, batch_size, {**opts.column_types, **dict.fromkeys(candidates, pa.string())}
+        )
+        options["convert_options"].include_columns = candidates
+        with translate_errors(name, self.fmt, opts.encoding), opener() as f:
+            try:
+                sample = pacsv.open_csv(f, **options).read_next_batch()
+            except StopIteration:
+                return schema
+        found = {}
+        for column in candidates:
+            dtype = text_decimal_type(sample.column(column))
+            if dtype is not None:
+                found[column] = dtype
+        return apply_types(schema, found) if found else schema
 
     def batches(
         self, opener: Opener, name: str, opts: ReadOptions, schema: pa.Schema, batch_size: int
     ) -> Iterator[pa.RecordBatch]:
         types = {f.name: f.type for f in schema}
         with translate_errors(name, self.fmt, opts.encoding), opener() as f:
-            yield from pacsv.open_csv(f, **self._options(opts, batch_size, types))
+            reader = pacsv.open_csv(f, **self._options(opts, batch_size, types))
+            try:
+                yield from reader
+            except pa.ArrowInvalid as exc:
+                error = self._unfit_decimal(opener, name, opts, batch_size, reader.schema, exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+    def _unfit_decimal(
+        self,
+        opener: Opener,
+        name: str,
+        opts: ReadOptions,
+        batch_size: int,
+        file_schema: pa.Schema,
+        exc: pa.ArrowInvalid,
+    ) -> DataError | None:
+        """For a conversion error in a decimal column: the error naming the file, the column and
+        the first value that does not fit (found by re-reading that column as text)."""
+        match = re.match(r"In CSV column #(\d+): ", str(exc))
+        if not match or int(match.group(1)) >= len(file_schema):
+            return None
+        column = file_schema.field(int(match.group(1)))
+        if not pa.types.is_decimal(column.type) or file_schema.names.count(column.name) != 1:
+            return None
+        options = self._options(opts, batch_size, {column.name: pa.string()})
+        options["convert_options"].include_columns = [column.name]
+        inferred = column.name not in opts.column_types
+        with opener() as f:
+            for batch in pacsv.open_csv(f, **options):
+                value = first_unfit_text(batch.column(0), column.type)
+                if value is not None:
+                    return unfit_value_error(name, column.name, value, column.type,
+                                             inferred=inferred)
+        return None
 
 
 class _Transcoder(io.RawIOBase):

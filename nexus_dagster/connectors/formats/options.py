@@ -101,6 +101,7 @@ _KNOWN_READ_OPTIONS = frozenset(
         "colspecs",
         "encryption",
         "archive_members",
+        "decimal_inference",
     }
 )
 
@@ -136,6 +137,9 @@ class ReadOptions:
             from ``options.colspecs`` or ``options.widths``.
         encryption: ``fernet`` when the files are Fernet tokens of the project's keys.
         archive_members: zip archives: a glob choosing the members to read.
+        decimal_inference: CSV/TSV/JSON/JSONL: read number columns written with one number of
+            fraction digits (``12.50``) as ``decimal128(p, s)`` (default on; ``false`` keeps
+            float64; see :mod:`.fixed_decimals`).
     """
 
     delimiter: str | None = None
@@ -156,6 +160,7 @@ class ReadOptions:
     colspecs: tuple[tuple[int, int], ...] | None = None
     encryption: str | None = None
     archive_members: str | None = None
+    decimal_inference: bool = True
 
     @classmethod
     def parse(cls, options: Mapping[str, Any] | None) -> ReadOptions:
@@ -215,6 +220,13 @@ class ReadOptions:
             kwargs["use_threads"] = bool(opts["use_threads"])
         if "with_parts" in opts:
             kwargs["with_parts"] = bool(opts["with_parts"])
+        if "decimal_inference" in opts:
+            if not isinstance(opts["decimal_inference"], bool):
+                raise SpecError(
+                    "options.decimal_inference must be true or false (false reads numbers with "
+                    f"fraction digits as float64), got {opts['decimal_inference']!r}"
+                )
+            kwargs["decimal_inference"] = opts["decimal_inference"]
         colspecs = parse_colspecs(opts.get("widths"), opts.get("colspecs"))
         if colspecs is not None:
             kwargs["colspecs"] = colspecs

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 
 import pyarrow as pa
-from lxml import etree
 
 from nexus_dagster.connectors import documents
 from nexus_dagster.connectors.formats.options import ReadOptions
@@ -91,6 +90,8 @@ def element_document(element: Any) -> Any:
 
 def _records(f: IO[bytes], records_path: str | None) -> Iterator[dict[str, Any]]:
     """The records of an XML stream as flat rows, one element in memory at a time."""
+    from lxml import etree  # lxml is loaded when XML is read or written, not with the connector
+
     steps, rooted = _path_steps(records_path)
     path: list[str] = []
     inside = 0  # depth of the record being read, 0 outside records
@@ -150,6 +151,8 @@ class XmlReader(FormatReader):
 
     def _rows(self, opener: Opener, name: str, opts: ReadOptions, batch_size: int
               ) -> Iterator[list[dict[str, Any]]]:
+        from lxml import etree
+
         found = False
         with translate_errors(name, self.fmt, opts.encoding), opener() as f:
             try:
@@ -202,6 +205,8 @@ class XmlReader(FormatReader):
 
 
 def _element_name(name: str, what: str) -> str:
+    from lxml import etree
+
     try:
         return str(etree.QName(name).localname)
     except ValueError:
@@ -222,6 +227,8 @@ def write_xml(
     Raises:
         LoadError: a column name is not an XML element name, or a column is nested.
     """
+    from lxml import etree
+
     check_text_types(schema, "xml")
     root = _element_name(root_element, "options.root_element")
     record = _element_name(record_element, "options.record_element")

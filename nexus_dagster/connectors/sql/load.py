@@ -2,7 +2,10 @@
 transaction). Each returns the number of rows sent.
 
 - PostgreSQL: one ``COPY ... FROM STDIN (FORMAT csv)`` fed batch by batch through a file-like
-  stream, so the whole load is a single COPY and never held in memory.
+  stream, so the whole load is a single COPY and never held in memory. The COPY runs on a
+  thread of its own that also formats the CSV, so the server parses and the caller's side
+  (reading, transforming) computes the next batches at the same time; at most
+  ``QUEUED_BATCHES`` batches wait between the two.
 - MySQL/MariaDB: pymysql ``executemany``, which packs rows into multi-row INSERTs (~1 MB each).
 - Anything else (SQLite, ...): SQLAlchemy Core ``executemany`` with the table's types, so the
   dialect's own value processing applies.
@@ -11,6 +14,8 @@ transaction). Each returns the number of rows sent.
 from __future__ import annotations
 
 import io
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 
 import pyarrow as pa
@@ -21,10 +26,25 @@ import sqlalchemy as sa
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 
 
-class _ChunkStream(io.RawIOBase):
-    """A read-only file over an iterator of byte chunks (what ``copy_expert`` reads from)."""
+#: rows formatted into one CSV chunk: ~1 MB of text for a 9-column row, so a large batch never
+#: becomes one large buffer
+CSV_ROWS = 8192
+#: batches waiting between the caller's thread and the COPY thread
+QUEUED_BATCHES = 2
+#: bytes psycopg2 reads (as a new ``bytes``) per call: small enough to be reused from the
+#: COPY thread's heap instead of piling up there
+_READ_SIZE = 64 << 10
+_END = object()
 
-    def __init__(self, chunks: Iterator[bytes]):
+
+class _CopyAborted(Exception):
+    """Raised inside ``copy_expert`` when the caller's side failed: the COPY is cancelled."""
+
+
+class _ChunkStream(io.RawIOBase):
+    """A read-only file over an iterator of byte buffers (what ``copy_expert`` reads from)."""
+
+    def __init__(self, chunks: Iterator[pa.Buffer | bytes]):
         self._chunks = chunks
         self._buffer = memoryview(b"")  # the rest of the current chunk (no copy per read)
 
@@ -34,7 +54,7 @@ class _ChunkStream(io.RawIOBase):
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._buffer:
             try:
-                self._buffer = memoryview(next(self._chunks))
+                self._buffer = memoryview(next(self._chunks)).cast("B")
             except StopIteration:
                 return 0
         size = min(len(target), len(self._buffer))
@@ -60,11 +80,24 @@ def _pg_csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
+def _csv_chunks(batch: pa.RecordBatch) -> Iterator[pa.Buffer]:
+    """A batch as CSV text COPY reads, ``CSV_ROWS`` rows a buffer."""
+    batch = _pg_csv_batch(batch)
+    for offset in range(0, batch.num_rows, CSV_ROWS):
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(batch.slice(offset, CSV_ROWS), sink, _CSV_OPTIONS)
+        yield sink.getvalue()
+
+
 def pg_copy(
     dbapi_connection: object, table_sql: str, columns_sql: Sequence[str],
     batches: Iterable[pa.RecordBatch],
 ) -> int:  # fmt: skip
     """COPY batches into a PostgreSQL table through psycopg2 ``copy_expert``.
+
+    The batches are read on the caller's thread; a second thread formats them as CSV and
+    sends them (pyarrow's CSV writer and libpq release the GIL). An error on either side
+    cancels the COPY and is raised here (the caller's own error first).
 
     Args:
         dbapi_connection: the psycopg2 connection under the caller's transaction.
@@ -72,22 +105,59 @@ def pg_copy(
         columns_sql: the column names, already quoted, in the batches' column order.
         batches: normalized batches (see ``normalize_for_write``).
     """
-    count = 0
+    sql = f"COPY {table_sql} ({', '.join(columns_sql)}) FROM STDIN WITH (FORMAT csv)"
+    handed: queue.Queue[object] = queue.Queue(QUEUED_BATCHES)
+    stop = threading.Event()
+    failures: list[BaseException] = []
 
-    def chunks() -> Iterator[bytes]:
-        nonlocal count
+    def received() -> Iterator[pa.Buffer]:
+        while True:
+            try:
+                item = handed.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    raise _CopyAborted("the rows to load failed; COPY cancelled") from None
+                continue
+            if item is _END:
+                return
+            yield from _csv_chunks(item)  # type: ignore[arg-type]
+
+    def send() -> None:
+        try:
+            with dbapi_connection.cursor() as cursor:  # type: ignore[attr-defined]
+                cursor.copy_expert(sql, _ChunkStream(received()), size=_READ_SIZE)
+        except BaseException as exc:  # raised by the caller's thread
+            failures.append(exc)
+
+    sender = threading.Thread(target=send, name="nexus-copy-in", daemon=True)
+    sender.start()
+    count = 0
+    try:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            sink = pa.BufferOutputStream()
-            pacsv.write_csv(_pg_csv_batch(batch), sink, _CSV_OPTIONS)
+            if not _hand_over(handed, batch, sender):
+                break  # the COPY failed: its error is raised below
             count += batch.num_rows
-            yield sink.getvalue().to_pybytes()
-
-    sql = f"COPY {table_sql} ({', '.join(columns_sql)}) FROM STDIN WITH (FORMAT csv)"
-    with dbapi_connection.cursor() as cursor:  # type: ignore[attr-defined]
-        cursor.copy_expert(sql, _ChunkStream(chunks()), size=1 << 20)
+        else:
+            _hand_over(handed, _END, sender)
+    finally:
+        stop.set()
+        sender.join()
+    if failures:
+        raise failures[0]
     return count
+
+
+def _hand_over(handed: queue.Queue[object], item: object, sender: threading.Thread) -> bool:
+    """Put ``item`` for the COPY thread; False when that thread has ended (failed)."""
+    while sender.is_alive():
+        try:
+            handed.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
 
 def _python_rows(batch: pa.RecordBatch) -> list[tuple]:

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql as mysql_dialect
 
 from nexus_dagster.connectors.base import Scd2Options
 from nexus_dagster.connectors.sql.sync import check_fraction, keys_match
@@ -103,7 +102,11 @@ def merge(
 
     def exact(column: sa.ColumnElement) -> sa.ColumnElement:
         # MySQL collations compare 'b' = 'B': compare bytes
-        return sa.cast(column, mysql_dialect.BINARY()) if backend == "mysql" else column
+        if backend != "mysql":
+            return column
+        from sqlalchemy.dialects import mysql as mysql_dialect
+
+        return sa.cast(column, mysql_dialect.BINARY())
 
     now = sa.bindparam("nexus_now", _now(backend), type_=target.c[options.valid_from].type)
     current = target.c[options.is_current] == sa.true()

@@ -19,7 +19,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql as mysql_types
 from sqlalchemy.dialects import postgresql as pg_types
 
 from nexus_dagster.errors import DataError
@@ -242,6 +241,8 @@ def sa_type_for(arrow_type: pa.DataType, backend: str, key: bool = False) -> sa.
     """
     t = arrow_type
     mysql = backend in ("mysql", "mariadb")
+    if mysql:  # MySQL's own types; the dialect is loaded only for MySQL/MariaDB
+        from sqlalchemy.dialects import mysql as mysql_types
     if pa.types.is_dictionary(t):
         return sa_type_for(t.value_type, backend, key)
     if pa.types.is_boolean(t):
@@ -360,7 +361,13 @@ def coerce_cursor_value(value: Any, arrow_type: pa.DataType) -> Any:
                 value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value
     if pa.types.is_date(arrow_type) and isinstance(value, str):
-        return dt.date.fromisoformat(value.strip())
+        # a partition window bound is a timestamp ("2024-03-01T00:00:00+01:00"): its own
+        # calendar date, not the UTC one
+        text = value.strip()
+        return (dt.datetime.fromisoformat(text).date() if "T" in text or " " in text
+                else dt.date.fromisoformat(text))
+    if pa.types.is_date(arrow_type) and isinstance(value, dt.datetime):
+        return value.date()
     if pa.types.is_integer(arrow_type) and isinstance(value, str | float | Decimal):
         return int(value)
     if pa.types.is_decimal(arrow_type) and not isinstance(value, Decimal):

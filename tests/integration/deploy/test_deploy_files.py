@@ -58,6 +58,8 @@ def test_production_instance_config_is_accepted_by_dagster(
     assert config["concurrency"]["runs"]["max_concurrent_runs"] == 4
     assert config["concurrency"]["pools"]["default_limit"] == 1
     assert config["run_monitoring"]["enabled"] is True
+    # slots of steps whose process died come back (tests/integration/deploy/test_celery.py)
+    assert config["run_monitoring"]["free_slots_after_run_end_seconds"] == 60
     assert config["telemetry"]["enabled"] is False
     # the password is an env reference, never a value in the file
     assert config["storage"]["postgres"]["postgres_db"]["password"] == {
@@ -86,12 +88,37 @@ def test_helm_values_queue_and_pools_match_the_instance_profile():
     assert runs["tagConcurrencyLimits"] == instance["runs"]["tag_concurrency_limits"]
     assert helm["concurrency"]["pools"]["defaultLimit"] == instance["pools"]["default_limit"]
     assert helm["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+    assert helm["dagsterDaemon"]["runMonitoring"]["freeSlotsAfterRunEndSeconds"] == yaml.safe_load(
+        DEPLOY_YAML.read_text())["run_monitoring"]["free_slots_after_run_end_seconds"]
     # the code server listens where the chart's user deployment expects it
     [deployment] = helm["dagster-user-deployments"]["deployments"]
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert f'"-p", "{deployment["port"]}"' in dockerfile
     assert '"-m", "nexus_dagster.definitions"' in dockerfile
     assert deployment["codeServerArgs"] == ["-m", "nexus_dagster.definitions"]
+
+
+def test_celery_workers_manifest_runs_the_tested_worker_script_from_the_code_image():
+    """deploy/celery/workers.yaml starts deploy/celery/worker.sh (what test_celery.py starts)
+    from the code location's image, with the broker Secret the run pods get too."""
+    [workers] = list(yaml.safe_load_all((DEPLOY / "celery" / "workers.yaml").read_text()))
+    [container] = workers["spec"]["template"]["spec"]["containers"]
+    [deployment] = yaml.safe_load(HELM_VALUES[0].read_text())[
+        "dagster-user-deployments"]["deployments"]
+    assert container["image"] == f"{deployment['image']['repository']}:{deployment['image']['tag']}"
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "WORKDIR /opt/nexus" in dockerfile and "COPY deploy/celery deploy/celery" in dockerfile
+    assert container["command"] == ["bash", "/opt/nexus/deploy/celery/worker.sh"]
+    assert {"name": "NEXUS_WORKER_CONCURRENCY", "value": "1"} in container["env"]
+    secrets = {source["secretRef"]["name"] for source in container["envFrom"]}
+    assert secrets == {"nexus-secrets", "nexus-celery"}
+    celery_values = yaml.safe_load(HELM_VALUES[1].read_text())
+    run_secrets = celery_values["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]
+    assert {s["name"] for s in run_secrets} == secrets
+    # the broker URLs (with the Redis password) come from the worker's environment
+    config = (DEPLOY / "celery" / "dagster_celery_config.py").read_text()
+    assert 'broker_url = os.environ["NEXUS_CELERY_BROKER"]' in config
+    assert 'result_backend = os.environ["NEXUS_CELERY_BACKEND"]' in config
 
 
 @pytest.mark.slow

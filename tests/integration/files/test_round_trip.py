@@ -64,8 +64,9 @@ def test_csv_inference_keeps_types(conn: FileConnector, sample: pa.Table, fmt: s
         .cast(pa.timestamp("us", tz="UTC"))
         .equals(sample.column("ts").cast(pa.timestamp("us", tz="UTC")))
     )
-    # decimals travel as text; without column_types they read as numbers
-    assert back.column("amount").to_pylist() == [1.1, None, -12345.67, 0.0]
+    # decimals travel as text with their fraction digits and read back as exact decimals
+    assert back.schema.field("amount").type == pa.decimal128(18, 2)
+    assert back.column("amount").to_pylist() == sample.column("amount").to_pylist()
 
 
 def test_csv_read_int_with_empties_and_timestamps(base: Path, conn: FileConnector) -> None:

@@ -94,3 +94,33 @@ def test_transient_failure_is_retried_and_loads_once(tmp_path: Path, instance):
     out = tmp_path / "output/out.db"
     assert sqlite_rows(out, "select count(*), count(distinct id) from events_out") == [
         (total, total)]
+
+
+DATE_PARTITIONED = """\
+name: daily_dates
+partitions: {daily: "2024-01-01"}
+sources:
+  - {name: events, source_type: database, table: events, incremental_column: day,
+     connection_params: {type: sqlite, database: data/dates.db}}
+targets:
+  - {name: events_out, target_type: database, table: events_out, write_mode: append,
+     connection_params: {type: sqlite, database: output/out.db}}
+"""
+
+
+def test_a_daily_partition_of_a_date_column_loads_and_replaces_its_day(tmp_path: Path,
+                                                                       instance):
+    import sqlite3
+
+    (tmp_path / "data").mkdir()
+    with sqlite3.connect(tmp_path / "data/dates.db") as db:
+        db.execute("create table events (id integer primary key, day date)")
+        db.executemany("insert into events values (?, ?)",
+                       [(i, f"2024-01-0{1 + i % 3}") for i in range(9)])
+    folder = tmp_path / "job_specs"
+    write_spec(folder, "daily_dates", DATE_PARTITIONED)
+    out = tmp_path / "output/out.db"
+    for _ in range(2):  # the re-run replaces the day's window instead of appending it again
+        assert run(folder, "daily_dates", instance, partition_key="2024-01-02").success
+        assert sqlite_rows(out, "select id, day from events_out order by id") == [
+            (1, "2024-01-02"), (4, "2024-01-02"), (7, "2024-01-02")]

@@ -7,6 +7,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg2
 import pytest
 import sqlalchemy as sa
 
@@ -220,3 +221,22 @@ def test_pushdown_without_a_condition_counts_the_copied_rows_as_extracted(pg, mo
     assert counts == [(4, 4, 4), (4, 4, 4)]
     assert fast[1].rows == slow[1].rows == 4
     assert rows(engine, "fast") == rows(engine, "slow")
+
+
+def test_pushdown_run_connects_to_postgresql_at_most_five_times(pg, monkeypatch):
+    """Two source connections (the read's column probe; then one session for the plan's own
+    probe, the rendered SQL and the COPY) and three target ones (its column types, the table
+    creation, the load's transaction): every new connection costs a backend start and auth."""
+    url, _ = pg
+    opened: list[str] = []
+    real_connect = psycopg2.connect
+
+    def counting_connect(*args, **kwargs):
+        opened.append("connection")
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg2, "connect", counting_connect)
+    events = run(monkeypatch, spec(url, "fast"), pushdown=True)
+    assert events[0].result.extra["plan"] == "pg_copy_pipe"
+    assert events[0].result.rows_loaded == 3
+    assert len(opened) <= 5, opened

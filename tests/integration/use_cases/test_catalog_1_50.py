@@ -261,15 +261,18 @@ def test_uc043_one_csv_converted_to_parquet_jsonl_and_xml(tmp_path: Path) -> Non
     folder = catalog(tmp_path, "uc043_format_conversion")
     run(folder, "uc043_format_conversion")
     out = folder.parent / "output"
-    expected = [(r.p_partkey, r.p_name, r.p_retailprice)
-                for r in csv("uc043_parts.csv").itertuples()]
-    parquet = pq.read_table(out / "uc043_parts.parquet").to_pylist()
+    # prices are written with two decimals: read as decimal(18, 2), every format keeps them exact
+    expected = [(r.p_partkey, r.p_name, Decimal(r.p_retailprice)) for r in pd.read_csv(
+        DATA / "uc043_parts.csv", dtype={"p_retailprice": str}).itertuples()]
+    parquet = pq.read_table(out / "uc043_parts.parquet")
+    assert parquet.schema.field("p_retailprice").type == pa.decimal128(18, 2)
     jsonl = [json.loads(x) for x in (out / "uc043_parts.jsonl").read_text().splitlines()]
     parts = ET.parse(out / "uc043_parts.xml").getroot().findall("part")
-    assert [(r["p_partkey"], r["p_name"], r["p_retailprice"]) for r in parquet] == expected
-    assert [(r["p_partkey"], r["p_name"], r["p_retailprice"]) for r in jsonl] == expected
+    assert [(r["p_partkey"], r["p_name"], r["p_retailprice"])
+            for r in parquet.to_pylist()] == expected
+    assert [(r["p_partkey"], r["p_name"], Decimal(r["p_retailprice"])) for r in jsonl] == expected
     assert [(int(p.findtext("p_partkey")), p.findtext("p_name"),
-             float(p.findtext("p_retailprice"))) for p in parts] == expected
+             Decimal(p.findtext("p_retailprice"))) for p in parts] == expected
 
 
 def test_uc044_batched_read_gives_the_same_totals_as_pandas(tmp_path: Path) -> None:

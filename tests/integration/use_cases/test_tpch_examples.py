@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.benchmarks.tpch import EXAMPLES, QUERIES, generate, job_specs, parquet_rows, reference
 from tests.integration.use_cases.helpers import run
@@ -49,3 +50,19 @@ def test_q1_first_row_is_the_pinned_scale_factor_001_answer(tpch_csv: Path) -> N
     first = parquet_rows(tpch_csv / "output" / "tpch_q1.parquet")[0]
     assert first[:4] == ("A", "F", Decimal("380456.00"), Decimal("532348211.65"))
     assert first[-1] == 14876
+
+
+def test_q1_over_csv_without_column_types_equals_duckdb_query(tpch_csv: Path,
+                                                               tmp_path: Path) -> None:
+    """Fixed-decimal inference reads the money columns (written with two decimals) as exact
+    decimals without ``column_types``: the result equals DuckDB's over decimal(15,2) columns."""
+    spec = yaml.safe_load((tpch_csv / "jobs" / "tpch_q1.yaml").read_text())
+    spec["sources"][0].pop("options")
+    spec["sources"][0]["file_path"] = str(tpch_csv / "data" / "lineitem.csv")
+    spec["targets"][0]["file_path"] = str(tmp_path / "q1.parquet")
+    (tmp_path / "jobs").mkdir()
+    (tmp_path / "jobs" / "tpch_q1.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    run(tmp_path / "jobs", "tpch_q1")
+    ours = parquet_rows(tmp_path / "q1.parquet")
+    assert ours == reference("tpch_q1", tpch_csv / "data", "csv")
+    assert isinstance(ours[0][3], Decimal)  # sum_base_price

@@ -164,6 +164,8 @@ def test_coerce_cursor_values():
     aware = dt.datetime(2024, 1, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert coerce_cursor_value(aware, pa.timestamp("us")) == dt.datetime(2024, 1, 1)
     assert coerce_cursor_value("2024-01-02", pa.date32()) == dt.date(2024, 1, 2)
+    # a partition window bound on a date column: its own calendar date, not the UTC one
+    assert coerce_cursor_value("2024-03-01T00:00:00+01:00", pa.date32()) == dt.date(2024, 3, 1)
     assert coerce_cursor_value("42", pa.int64()) == 42
     assert coerce_cursor_value(1.5, pa.decimal128(5, 2)) == Decimal("1.5")
 

@@ -33,7 +33,7 @@ def _load(tmp_path: Path, source: str, target: str = "{}") -> None:
 
 
 def test_valid_format_options_load(tmp_path: Path) -> None:
-    _load(tmp_path, "{widths: [2, 4], names: [a, b], encryption: fernet}",
+    _load(tmp_path, "{widths: [2, 4], names: [a, b], encryption: fernet, decimal_inference: false}",
           "{encryption: fernet}")
 
 
@@ -43,6 +43,7 @@ def test_valid_format_options_load(tmp_path: Path) -> None:
     ("{colspecs: [[3, 1]]}", "{}", "options.colspecs must be a list of [start, end]"),
     ("{encryption: aes}", "{}", "options.encryption 'aes' is not supported"),
     ("{archive_members: 3}", "{}", "options.archive_members must be a glob"),
+    ("{decimal_inference: maybe}", "{}", "options.decimal_inference must be true or false"),
     ("{}", "{encryption: gpg}", "options.encryption 'gpg' is not supported"),
     ("{}", "{colspecs: [[0, 2]]}", "a fixed_width target needs options.widths"),
 ])

@@ -1,0 +1,121 @@
+"""PostgreSQL bulk paths that run on threads (connectors/sql/load.py, connectors/sql/pg_copy.py):
+the COPY FROM STDIN that formats and sends on its own thread, and the COPY TO STDOUT read
+through a pipe into Arrow in 1 MB blocks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import weakref
+from collections.abc import Iterator
+from decimal import Decimal
+
+import psycopg2
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from nexus_dagster.connectors.sql import load, pg_copy
+
+pytestmark = pytest.mark.postgres
+
+SCHEMA = pa.schema([("id", pa.int64()), ("note", pa.string()), ("amount", pa.decimal128(12, 2)),
+                    ("at", pa.timestamp("us", tz="UTC"))])
+DDL = "CREATE TABLE t (id bigint, note text, amount numeric(12,2), at timestamptz)"
+NOTES = ["plain", "", None, 'a "quoted", comma', "two\nlines", "é ü 日本", "back\\slash"]
+
+
+def _batch(start: int, rows: int) -> pa.RecordBatch:
+    ids = list(range(start, start + rows))
+    return pa.record_batch([
+        pa.array(ids, pa.int64()),
+        pa.array([NOTES[i % len(NOTES)] for i in ids], pa.string()),
+        pa.array([None if i % 11 == 0 else Decimal(i % 100000) / 100 for i in ids],
+                 pa.decimal128(12, 2)),
+        pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i, microseconds=i)
+                  for i in ids], pa.timestamp("us", tz="UTC")),
+    ], schema=SCHEMA)
+
+
+@pytest.fixture
+def engine(pg_url: str) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(pg_url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(DDL)
+    yield engine
+    engine.dispose()
+
+
+def _copy(engine: sa.Engine, batches: Iterator[pa.RecordBatch]) -> int:
+    with engine.begin() as connection:
+        dbapi = connection.connection.dbapi_connection
+        return load.pg_copy(dbapi, "t", ["id", "note", "amount", "at"], batches)
+
+
+def _rows(engine: sa.Engine) -> list[tuple]:
+    with engine.connect() as connection:
+        return [tuple(r) for r in connection.exec_driver_sql("SELECT * FROM t ORDER BY id")]
+
+
+def test_pg_copy_loads_every_row_of_batches_larger_than_a_csv_chunk(engine: sa.Engine) -> None:
+    sizes = [load.CSV_ROWS * 2 + 5, 1, 0, load.CSV_ROWS - 1]
+    batches, start = [], 0
+    for size in sizes:
+        batches.append(_batch(start, size))
+        start += size
+
+    assert _copy(engine, iter(batches)) == start
+    expected = pa.Table.from_batches(batches).to_pylist()
+    assert _rows(engine) == [tuple(row.values()) for row in expected]
+
+
+def test_pg_copy_holds_a_bounded_number_of_batches_however_many_it_loads(
+    engine: sa.Engine,
+) -> None:
+    produced: list[weakref.ref[pa.RecordBatch]] = []
+    most_alive = 0
+    rows = _batch(0, 120_000)  # sliced at once: the caller's side is far faster than the COPY
+
+    def batches(count: int) -> Iterator[pa.RecordBatch]:
+        nonlocal most_alive
+        for index in range(count):
+            batch = rows.slice(index * 2000, 2000)
+            produced.append(weakref.ref(batch))
+            most_alive = max(most_alive, sum(ref() is not None for ref in produced))
+            yield batch
+
+    assert _copy(engine, batches(60)) == 120_000
+    # queued for the COPY thread, formatted by it, held by the caller's loop, the new one
+    assert most_alive <= load.QUEUED_BATCHES + 3
+
+
+def test_pg_copy_raises_the_batches_own_error_and_loads_nothing(engine: sa.Engine) -> None:
+    def failing() -> Iterator[pa.RecordBatch]:
+        yield _batch(0, 1000)
+        yield _batch(1000, 1000)
+        raise ValueError("the source broke")
+
+    with pytest.raises(ValueError, match="the source broke"):
+        _copy(engine, failing())
+    assert _rows(engine) == []
+
+
+def test_pg_copy_raises_the_servers_error_and_loads_nothing(engine: sa.Engine) -> None:
+    wrong = pa.schema([("id", pa.string()), *list(SCHEMA)[1:]])
+    good = _batch(0, 100)
+    bad = pa.record_batch([pa.array(["not a number"] * 100), *good.columns[1:]], schema=wrong)
+
+    with pytest.raises(psycopg2.errors.InvalidTextRepresentation, match="not a number"):
+        _copy(engine, iter([good.cast(wrong), bad, good.cast(wrong)]))
+    assert _rows(engine) == []
+
+
+def test_pg_read_batches_reads_values_across_many_blocks_exactly(engine: sa.Engine) -> None:
+    rows = 40_000  # ~2.5 MB of CSV: several 1 MB blocks, rows with newlines and quotes
+    _copy(engine, iter([_batch(0, rows)]))
+    statement = sa.select(sa.text("*")).select_from(sa.table("t")).order_by(sa.text("id"))
+
+    with engine.connect() as connection:
+        batches = list(pg_copy.read_batches(connection, statement, SCHEMA, 7000))
+
+    assert [b.num_rows for b in batches] == [7000] * 5 + [5000]
+    assert pa.Table.from_batches(batches).equals(pa.Table.from_batches([_batch(0, rows)]))
