@@ -10,6 +10,7 @@ optional TTL, in pipelined ``MULTI``/``EXEC`` chunks.
 
 from __future__ import annotations
 
+import decimal
 import itertools
 import json
 import string
@@ -29,7 +30,7 @@ from nexus_dagster.connectors.base import (
     ReadRequest,
     WriteRequest,
 )
-from nexus_dagster.connectors.formats.values import json_rows
+from nexus_dagster.connectors.formats.values import json_rows, json_text
 from nexus_dagster.connectors.message_records import (
     RecordSchema,
     column_types,
@@ -466,7 +467,7 @@ class RedisConnector(Connector):
 
     @staticmethod
     def _write_row(pipe: Any, line: str, opts: TargetOptions) -> None:
-        row = json.loads(line)
+        row = json.loads(line, parse_float=decimal.Decimal)  # numbers keep their digits
         values = {k: _text(v) for k, v in row.items()}
         empty = [c for c in template_fields(opts.key_template) if row.get(c) is None]
         if empty:
@@ -484,7 +485,8 @@ class RedisConnector(Connector):
 
 
 def _text(value: Any) -> str | None:
-    """A JSON value as hash field text: strings as they are, others as JSON."""
+    """A JSON value as hash field text: strings as they are, others as JSON (numbers with the
+    digits they were written with)."""
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return json_text(value)

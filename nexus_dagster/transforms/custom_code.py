@@ -2,9 +2,12 @@
 continues the chain.
 
 The code sees ``df`` (the whole data, or each batch with ``per_batch``), ``pd``, ``np``,
-``datetime``, ``timedelta`` and, as DataFrames, the sources it names. Its result is converted
-back to Arrow with the input's exact types where pandas changed only their form. An error
-names the step and the line of the code that failed.
+``datetime``, ``timedelta`` and, as DataFrames, the sources it names. Decimal columns reach
+the code as ``float64`` (pandas' number type: ``np.log``, ``rolling``, ``select_dtypes`` work on
+them); a column that comes back with the same name and float values equal to a decimal of the
+input's scale gets its decimal type back, one the code changed stays ``float64``. Its result is
+converted back to Arrow with the input's exact types where pandas changed only their form. An
+error names the step and the line of the code that failed.
 
 Example:
     >>> import pyarrow as pa
@@ -30,6 +33,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from nexus_dagster.errors import TransformError
 from nexus_dagster.relation import Relation
@@ -92,11 +96,11 @@ def run_code_stage(
     label = f"transform {step.name}"
 
     def load_frames() -> dict[str, pd.DataFrame]:
-        return {name: relation.to_table().to_pandas() for name, relation in frames.items()}
+        return {name: _pandas(relation.to_table()) for name, relation in frames.items()}
 
     def whole() -> Iterator[Any]:
         named = load_frames()
-        df = current.to_table().to_pandas()
+        df = _pandas(current.to_table())
         table = _to_arrow(step, _run_code(step, code, df, named), reference)
         del df
         yield table.schema
@@ -106,14 +110,14 @@ def run_code_stage(
         named = load_frames()
         schema: pa.Schema | None = None
         for number, batch in enumerate(current, start=1):
-            df = pa.Table.from_batches([batch]).to_pandas()
+            df = _pandas(pa.Table.from_batches([batch]))
             table = _to_arrow(step, _run_code(step, code, df, named), reference)
             if schema is None:
                 schema = table.schema
                 yield schema
             elif table.schema != schema:
                 try:
-                    table = table.select(schema.names).cast(schema)
+                    table = _cast_like(table.select(schema.names), schema)
                 except (pa.ArrowException, KeyError, ValueError) as exc:
                     raise TransformError(
                         f"transformation {step.name!r} (custom_code, per_batch): batch {number} "
@@ -122,7 +126,7 @@ def run_code_stage(
                     ) from exc
             yield from table.to_batches(max_chunksize=batch_size)
         if schema is None:  # no input batches: learn the schema from an empty frame
-            df = reference.empty_table().to_pandas()
+            df = _pandas(reference.empty_table())
             table = _to_arrow(step, _run_code(step, code, df, named), reference)
             yield table.schema
             yield from table.to_batches(max_chunksize=batch_size)
@@ -190,8 +194,51 @@ def _to_arrow(step: Transformation, df: pd.DataFrame, reference: pa.Schema) -> p
     columns = []
     for f, column in zip(table.schema, table.columns, strict=True):
         ref = refs.get(f.name)
-        if ref is not None and restorable(f.type, ref):
+        if ref is not None and pa.types.is_decimal(ref) and pa.types.is_floating(f.type):
+            column = _exact_decimal(column, ref) or column
+        elif ref is not None and restorable(f.type, ref):
             with contextlib.suppress(pa.ArrowException, ValueError):
                 column = column.cast(ref)
         columns.append(column)
     return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _pandas(table: pa.Table) -> pd.DataFrame:
+    """``table`` as the DataFrame custom code sees: decimal columns as ``float64``."""
+    if any(pa.types.is_decimal(f.type) for f in table.schema):
+        table = pa.Table.from_arrays(
+            [_float(c) if pa.types.is_decimal(c.type) else c for c in table.columns],
+            names=table.column_names)
+    return table.to_pandas()
+
+
+def _float(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Decimals as the nearest floats (through their text: Arrow's direct decimal -> double
+    cast is not correctly rounded, 3.30 would become 3.3000000000000003)."""
+    return column.cast(pa.string()).cast(pa.float64())
+
+
+def _exact_decimal(column: pa.ChunkedArray, ref: pa.DataType) -> pa.ChunkedArray | None:
+    """``column`` (floats) as the decimal ``ref`` when every value is exactly such a decimal
+    (the float of an untouched input value casts back to the same float), else None."""
+    try:
+        decimal = column.cast(ref)
+        same = pc.equal(_float(decimal), column.cast(pa.float64()))
+    except (pa.ArrowException, ValueError):
+        return None
+    return decimal if pc.all(pc.fill_null(same, True)).as_py() else None
+
+
+def _cast_like(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A later ``per_batch`` result as the first batch's ``schema``; floats become a decimal
+    column only where exact (else the schema error below names the step)."""
+    columns = []
+    for f, column in zip(schema, table.columns, strict=True):
+        if pa.types.is_decimal(f.type) and pa.types.is_floating(column.type):
+            exact = _exact_decimal(column, f.type)
+            if exact is None:
+                raise pa.ArrowInvalid(f"column {f.name!r} holds values that are not exact "
+                                      f"{f.type} decimals")
+            column = exact
+        columns.append(column.cast(f.type))
+    return pa.Table.from_arrays(columns, schema=schema)

@@ -290,7 +290,7 @@ def nexus_pg_copy(base: Row, folder: Path, pushdown: bool = True) -> Row:
 
 def _set_up(result: dict) -> str:
     """What an ``execute_in_process`` row's clock leaves out (Dagster's ephemeral instance)."""
-    return f"run only; Dagster's ephemeral instance {result['instance_s']:.2f} s before it. "
+    return f"run only; Dagster's ephemeral instance {result['instance_s']:.2f} s before it"
 
 
 def _moved(rows: int, base: Row) -> str:
@@ -489,11 +489,11 @@ def rss_growth(results: list[Row], rows: int, big_rows: int, specs: Path) -> lis
     make_orders(SRC, "orders", 1, big_rows)
     big_base = raw_select_copy()
     big = nexus_pg_pg(big_base, specs)
-    big.note += f"peak RSS {big.rss_mb / small.rss_mb - 1:+.0%} vs {rows:,} source rows"
+    big.note += f"; peak RSS {big.rss_mb / small.rss_mb - 1:+.0%} vs {rows:,} source rows"
     out = [big_base, big]
     if general is not None:  # the general path's growth too (with --only pg)
         big_general = nexus_pg_pg(big_base, specs, pushdown=False)
-        big_general.note += (f"peak RSS {big_general.rss_mb / general.rss_mb - 1:+.0%} vs "
+        big_general.note += (f"; peak RSS {big_general.rss_mb / general.rss_mb - 1:+.0%} vs "
                              f"{rows:,} source rows")
         out.append(big_general)
     for row in out:

@@ -287,7 +287,8 @@ def _exact_decimals(
 
 
 def write_jsonl(out: IO[bytes], batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> int:
-    """Stream batches as JSON Lines; decimals as strings, timestamps as ISO 8601."""
+    """Stream batches as JSON Lines; decimals as exact numbers (``900.10``), timestamps as
+    ISO 8601."""
     total = 0
     for batch, lines in json_rows(batches):
         if lines:

@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import decimal
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -92,11 +93,49 @@ def python_array(values: list[Any], t: pa.DataType, column: str, where: str) -> 
         ) from exc
 
 
+class _DecimalMarks:
+    """Decimals as exact JSON numbers: each is dumped as a string ``"<nonce>digits<nonce>"``
+    (the nonce random per writer, so user text cannot hold it) and :meth:`unquote` turns
+    those strings into the bare number literals afterwards."""
+
+    def __init__(self) -> None:
+        self.nonce = secrets.token_hex(16)
+        self.used = False
+
+    def wrap(self, text: str) -> str:
+        """``text`` (a decimal's plain digits) as the marked string."""
+        self.used = True
+        return f"{self.nonce}{text}{self.nonce}"
+
+    def column(self, array: pa.Array) -> pa.Array:
+        """A decimal column as marked strings (nulls stay null), in plain notation."""
+        text = pc.cast(array, pa.string())
+        if pc.any(pc.match_substring(text, "E")).as_py():  # Arrow's scientific notation
+            text = pa.array([None if d is None else _plain(d) for d in array.to_pylist()])
+        self.used = True
+        return pc.binary_join_element_wise(self.nonce, text, self.nonce, "")
+
+    def default(self, value: Any) -> Any:
+        """``json.dumps`` default: decimals marked (NaN and infinities as null)."""
+        if isinstance(value, decimal.Decimal):
+            return self.wrap(_plain(value)) if value.is_finite() else None
+        return _json_default(value)
+
+    def unquote(self, line: str) -> str:
+        """``line`` with the marked strings as bare numbers."""
+        if not self.used:
+            return line
+        return line.replace(f'"{self.nonce}', "").replace(f'{self.nonce}"', "")
+
+
+def _plain(value: decimal.Decimal) -> str:
+    """A finite decimal's digits without exponent (``Decimal("1E-10")`` -> ``0.0000000001``)."""
+    return format(value, "f")
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, bytes | bytearray | memoryview):
@@ -119,16 +158,42 @@ def _json_safe(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
 
 
+def json_text(value: Any) -> str:
+    """``value`` (a Python value, e.g. a JSON row parsed with ``parse_float=Decimal``) as JSON
+    text the way :func:`json_rows` writes values: decimals as exact number literals (a NaN
+    decimal as null), dates ISO.
+
+    Example:
+        >>> json_text({"amount": decimal.Decimal("900.10"), "tags": ["a"]})
+        '{"amount": 900.10, "tags": ["a"]}'
+    """
+    marks = _DecimalMarks()
+    text = json.dumps(value, ensure_ascii=False, default=marks.default)
+    return marks.unquote(text)
+
+
 def json_rows(
     batches: Iterable[pa.RecordBatch],
 ) -> Iterator[tuple[pa.RecordBatch, list[str]]]:
-    """Each batch with its rows as JSON objects (dates ISO, decimals as text, NaN as null)."""
+    """Each batch with its rows as JSON objects (dates ISO, NaN as null, decimals as exact
+    number literals: ``900.10`` keeps its digits, ``json.loads(line, parse_float=Decimal)``
+    gives the same ``Decimal`` back)."""
+    marks = _DecimalMarks()
     for batch in batches:
-        rows = _json_safe(batch).to_pylist()
-        yield (
-            batch,
-            [
-                json.dumps(r, ensure_ascii=False, default=_json_default, allow_nan=False)
-                for r in rows
-            ],
-        )
+        safe = _json_safe(batch)
+        decimals = [i for i, f in enumerate(safe.schema) if pa.types.is_decimal(f.type)]
+        if decimals:
+            columns = list(safe.columns)
+            for i in decimals:
+                columns[i] = marks.column(columns[i])
+            safe = pa.RecordBatch.from_arrays(columns, names=safe.schema.names)
+        rows = safe.to_pylist()
+        del safe
+        lines = [
+            json.dumps(r, ensure_ascii=False, default=marks.default, allow_nan=False)
+            for r in rows
+        ]
+        del rows
+        if marks.used:
+            lines = [marks.unquote(line) for line in lines]
+        yield batch, lines

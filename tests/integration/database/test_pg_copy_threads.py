@@ -18,22 +18,38 @@ from nexus_dagster.connectors.sql import load, pg_copy
 
 pytestmark = pytest.mark.postgres
 
-SCHEMA = pa.schema([("id", pa.int64()), ("note", pa.string()), ("amount", pa.decimal128(12, 2)),
-                    ("at", pa.timestamp("us", tz="UTC"))])
+SCHEMA = pa.schema(
+    [
+        ("id", pa.int64()),
+        ("note", pa.string()),
+        ("amount", pa.decimal128(12, 2)),
+        ("at", pa.timestamp("us", tz="UTC")),
+    ]
+)
 DDL = "CREATE TABLE t (id bigint, note text, amount numeric(12,2), at timestamptz)"
 NOTES = ["plain", "", None, 'a "quoted", comma', "two\nlines", "é ü 日本", "back\\slash"]
 
 
 def _batch(start: int, rows: int) -> pa.RecordBatch:
     ids = list(range(start, start + rows))
-    return pa.record_batch([
-        pa.array(ids, pa.int64()),
-        pa.array([NOTES[i % len(NOTES)] for i in ids], pa.string()),
-        pa.array([None if i % 11 == 0 else Decimal(i % 100000) / 100 for i in ids],
-                 pa.decimal128(12, 2)),
-        pa.array([dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i, microseconds=i)
-                  for i in ids], pa.timestamp("us", tz="UTC")),
-    ], schema=SCHEMA)
+    return pa.record_batch(
+        [
+            pa.array(ids, pa.int64()),
+            pa.array([NOTES[i % len(NOTES)] for i in ids], pa.string()),
+            pa.array(
+                [None if i % 11 == 0 else Decimal(i % 100000) / 100 for i in ids],
+                pa.decimal128(12, 2),
+            ),
+            pa.array(
+                [
+                    dt.datetime(2024, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=i, microseconds=i)
+                    for i in ids
+                ],
+                pa.timestamp("us", tz="UTC"),
+            ),
+        ],
+        schema=SCHEMA,
+    )
 
 
 @pytest.fixture

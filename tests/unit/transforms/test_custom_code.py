@@ -228,3 +228,23 @@ def test_code_first_with_two_sources_gets_the_union() -> None:
     b = pa.table({"x": [2], "y": ["q"]})
     out = run({"a": a, "b": b}, code_step("df['n'] = len(df)\n"))
     assert out.to_pylist() == [{"x": 1, "y": None, "n": 2}, {"x": 2, "y": "q", "n": 2}]
+
+
+def test_decimals_reach_the_code_as_floats_and_untouched_ones_come_back_exact() -> None:
+    table = pa.table({
+        "amount": pa.array([Decimal("1.50"), None, Decimal("3418.22")], pa.decimal128(18, 2)),
+        "price": pa.array([Decimal("1.00"), Decimal("3.00"), Decimal("3.30")],
+                          pa.decimal128(18, 2)),
+    })
+    code = ("assert str(df['amount'].dtype) == 'float64'\n"
+            "assert list(df.select_dtypes(include=[np.number]).columns) == ['amount', 'price']\n"
+            "assert df['price'].tolist() == [1.0, 3.0, 3.3]\n"
+            "df['log_amount'] = np.log(df['amount'])\n"
+            "df['price'] = df['price'] * 1.1\n")
+    out = run(table, code_step(code))
+    # untouched: the input's decimal type and exact values
+    assert out.schema.field("amount").type == pa.decimal128(18, 2)
+    assert out.column("amount").to_pylist() == [Decimal("1.50"), None, Decimal("3418.22")]
+    # changed by the code into values no decimal(18, 2) holds: stays float64, nothing rounded
+    assert out.schema.field("price").type == pa.float64()
+    assert out.column("price").to_pylist() == [1.0 * 1.1, 3.0 * 1.1, 3.3 * 1.1]
