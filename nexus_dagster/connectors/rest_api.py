@@ -58,6 +58,7 @@ from nexus_dagster.connectors.base import (
 )
 from nexus_dagster.connectors.formats.options import parse_type
 from nexus_dagster.connectors.formats.schemas import unify_schemas
+from nexus_dagster.connectors.formats.values import json_text
 from nexus_dagster.connectors.http import response_records as rec
 from nexus_dagster.connectors.http.auth import AUTH_STYLES, make_auth
 from nexus_dagster.connectors.http.client import HttpClient, parse_json, safe_url
@@ -409,7 +410,7 @@ class ApiConnector(Connector):
 
         def send(target: str, payload: Any, rows: int) -> None:
             nonlocal index
-            body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+            body = json_text(payload, separators=(",", ":"))
             headers = {"Content-Type": "application/json"}
             if id_header:
                 digest = hashlib.sha256(
@@ -470,7 +471,7 @@ def _fill(url: str, record: Mapping[str, Any]) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """A value JSON can carry: decimals as numbers when exact in a float, else text;
+    """A value :func:`json_text` can carry: decimals as they are (written as exact numbers);
     times as ISO text; bytes as hex; NaN as null."""
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -478,11 +479,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, decimal.Decimal):
-        if not value.is_finite():
-            return None
-        as_float = float(value)
-        return as_float if decimal.Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, decimal.Decimal):  # json_text writes it as an exact number
+        return value if value.is_finite() else None
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):

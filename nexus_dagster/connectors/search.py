@@ -13,7 +13,8 @@ columns by the rule of :mod:`nexus_dagster.connectors.documents` plus ``_id``. A
 read adds a ``range`` filter on the cursor column.
 
 Target: the bulk API, ``_id`` from ``options.id_column`` or ``key_columns`` (joined by ``:``),
-else from an ``_id`` column (a search -> search copy keeps its ids), else generated.
+else from an ``_id`` column (a search -> search copy keeps its ids), else generated; decimals
+as exact JSON numbers.
 Every failed document is reported (``LoadResult.extra["errors"]``); when more than
 ``options.max_errors`` (default 0) failed, the load raises :class:`LoadError` listing them.
 """
@@ -38,6 +39,7 @@ from nexus_dagster.connectors.base import (
     ReadRequest,
     WriteRequest,
 )
+from nexus_dagster.connectors.formats.values import json_text
 from nexus_dagster.errors import ConnectorError, LoadError, NexusError, RetriableError, SpecError
 from nexus_dagster.relation import Relation
 
@@ -420,8 +422,11 @@ class SearchConnector(Connector):
                     doc_id = row.pop("_id", None)  # a hit's _id (search -> search) is metadata
                     if id_columns:
                         doc_id = ":".join(str(row[c]) for c in id_columns)
+                    # _source as JSON text: the clients pass text through, so decimals stay
+                    # exact numbers (their serializers would round them through float)
+                    source = json_text(documents.unflatten(_jsonable(row)), separators=(",", ":"))
                     action: dict[str, Any] = {"_index": index, "_op_type": "index",
-                                              "_source": documents.unflatten(_jsonable(row))}
+                                              "_source": source}
                     if doc_id is not None:
                         action["_id"] = str(doc_id)
                     yield action
@@ -498,14 +503,12 @@ def _json_value(value: Any) -> Any:
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    """Decimals as strings, dates and times as ISO text, bytes as hex."""
+    """Dates and times as ISO text, bytes as hex (decimals stay: :func:`json_text` writes them
+    as exact numbers)."""
     import datetime as dt
-    import decimal
 
     for key, value in row.items():
-        if isinstance(value, decimal.Decimal):
-            row[key] = str(value)
-        elif isinstance(value, dt.date | dt.time):
+        if isinstance(value, dt.date | dt.time):
             row[key] = value.isoformat()
         elif isinstance(value, bytes):
             row[key] = value.hex()

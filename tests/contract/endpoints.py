@@ -365,9 +365,10 @@ def search(type_name: str) -> Factory:
     """An index under a fresh prefix of the OpenSearch node (``opensearch``) or the
     Elasticsearch node (``elasticsearch``).
 
-    Normalization: decimals are indexed as text and compared as decimals; timestamps come back
-    typed through the index's date mapping; the ``_id`` column of each hit is dropped. Neither
-    node runs a security plugin, so neither checks credentials (``refused`` is False).
+    Normalization: decimals are indexed as JSON numbers, read back as floats and compared as
+    decimals; timestamps come back typed through the index's date mapping; the ``_id`` column
+    of each hit is dropped. Neither node runs a security plugin, so neither checks credentials
+    (``refused`` is False).
     """
     prefix_fixture = "index_prefix" if type_name == "opensearch" else "elasticsearch_index_prefix"
 

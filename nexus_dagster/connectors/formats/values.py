@@ -158,17 +158,21 @@ def _json_safe(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, schema=batch.schema) if changed else batch
 
 
-def json_text(value: Any) -> str:
+def json_text(value: Any, *, separators: tuple[str, str] | None = None) -> str:
     """``value`` (a Python value, e.g. a JSON row parsed with ``parse_float=Decimal``) as JSON
     text the way :func:`json_rows` writes values: decimals as exact number literals (a NaN
     decimal as null), dates ISO.
+
+    Args:
+        value: what to write.
+        separators: ``json.dumps``'s, e.g. ``(",", ":")`` for compact text.
 
     Example:
         >>> json_text({"amount": decimal.Decimal("900.10"), "tags": ["a"]})
         '{"amount": 900.10, "tags": ["a"]}'
     """
     marks = _DecimalMarks()
-    text = json.dumps(value, ensure_ascii=False, default=marks.default)
+    text = json.dumps(value, ensure_ascii=False, default=marks.default, separators=separators)
     return marks.unquote(text)
 
 
@@ -179,6 +183,8 @@ def json_rows(
     number literals: ``900.10`` keeps its digits, ``json.loads(line, parse_float=Decimal)``
     gives the same ``Decimal`` back)."""
     marks = _DecimalMarks()
+    # one encoder for all rows: json.dumps with options builds a new one per call
+    encode = json.JSONEncoder(ensure_ascii=False, default=marks.default, allow_nan=False).encode
     for batch in batches:
         safe = _json_safe(batch)
         decimals = [i for i, f in enumerate(safe.schema) if pa.types.is_decimal(f.type)]
@@ -189,10 +195,7 @@ def json_rows(
             safe = pa.RecordBatch.from_arrays(columns, names=safe.schema.names)
         rows = safe.to_pylist()
         del safe
-        lines = [
-            json.dumps(r, ensure_ascii=False, default=marks.default, allow_nan=False)
-            for r in rows
-        ]
+        lines = [encode(r) for r in rows]
         del rows
         if marks.used:
             lines = [marks.unquote(line) for line in lines]

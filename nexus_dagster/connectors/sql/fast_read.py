@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from nexus_dagster.connectors.sql import mysql_read, pg_copy
 from nexus_dagster.connectors.sql.types import UNCONSTRAINED_DECIMAL, ColumnInfo
 
-ENV_SWITCH = "NEXUS_FAST_READ"
+ENV_SWITCH = pg_copy.FAST_READ_SWITCH
 
 Reader = Callable[[sa.Select[Any], pa.Schema, int], Iterator[pa.RecordBatch]]
 

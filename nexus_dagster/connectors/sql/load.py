@@ -31,8 +31,7 @@ _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="all_valid
 CSV_ROWS = 8192
 #: batches waiting between the caller's thread and the COPY thread
 QUEUED_BATCHES = 2
-#: bytes psycopg2 reads (as a new ``bytes``) per call: small enough to be reused from the
-#: COPY thread's heap instead of piling up there
+#: bytes psycopg2 reads per call (each a new ``bytes`` object, sent as one CopyData message)
 _READ_SIZE = 64 << 10
 _END = object()
 

@@ -14,7 +14,10 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
+from nexus_dagster.connectors.base import ReadRequest
+from nexus_dagster.connectors.database import DatabaseConnector
 from nexus_dagster.connectors.sql import load, pg_copy
+from nexus_dagster.errors import ConnectorError
 
 pytestmark = pytest.mark.postgres
 
@@ -135,3 +138,30 @@ def test_pg_read_batches_reads_values_across_many_blocks_exactly(engine: sa.Engi
 
     assert [b.num_rows for b in batches] == [7000] * 5 + [5000]
     assert pa.Table.from_batches(batches).equals(pa.Table.from_batches([_batch(0, rows)]))
+
+
+def test_pg_read_of_a_row_longer_than_a_block_names_the_table_and_the_switch_that_reads_it(
+    engine: sa.Engine, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO t VALUES (1, repeat('x', 2 * 1024 * 1024), 1, now())"
+        )
+    connector = DatabaseConnector({"url": pg_url})
+    try:
+        relation = connector.read(ReadRequest(table="t"))
+        with pytest.raises(ConnectorError) as failure:
+            relation.to_table()
+    finally:
+        connector.dispose()
+
+    message = str(failure.value)
+    assert "table 't'" in message
+    assert "longer than the 1 MB" in message
+    assert "NEXUS_FAST_READ=0" in message
+    monkeypatch.setenv("NEXUS_FAST_READ", "0")
+    connector = DatabaseConnector({"url": pg_url})
+    try:
+        assert len(connector.read(ReadRequest(table="t")).to_table()["note"][0].as_py()) == 2 << 20
+    finally:
+        connector.dispose()
