@@ -266,11 +266,12 @@ def test_uc043_one_csv_converted_to_parquet_jsonl_and_xml(tmp_path: Path) -> Non
         DATA / "uc043_parts.csv", dtype={"p_retailprice": str}).itertuples()]
     parquet = pq.read_table(out / "uc043_parts.parquet")
     assert parquet.schema.field("p_retailprice").type == pa.decimal128(18, 2)
-    jsonl = [json.loads(x) for x in (out / "uc043_parts.jsonl").read_text().splitlines()]
+    jsonl = [json.loads(x, parse_float=Decimal)  # the prices are exact JSON numbers
+             for x in (out / "uc043_parts.jsonl").read_text().splitlines()]
     parts = ET.parse(out / "uc043_parts.xml").getroot().findall("part")
     assert [(r["p_partkey"], r["p_name"], r["p_retailprice"])
             for r in parquet.to_pylist()] == expected
-    assert [(r["p_partkey"], r["p_name"], Decimal(r["p_retailprice"])) for r in jsonl] == expected
+    assert [(r["p_partkey"], r["p_name"], r["p_retailprice"]) for r in jsonl] == expected
     assert [(int(p.findtext("p_partkey")), p.findtext("p_name"),
              Decimal(p.findtext("p_retailprice"))) for p in parts] == expected
 
