@@ -25,13 +25,13 @@ import os
 import struct
 import time
 from collections.abc import Sequence
-from typing import IO, Any
-
-from cryptography.hazmat.primitives import hashes, hmac, padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import IO, TYPE_CHECKING, Any
 
 from nexus_dagster import secrets
 from nexus_dagster.errors import DataError
+
+if TYPE_CHECKING:  # cryptography (~0.15 s) loads with the first encrypted file, not the connector
+    from cryptography.hazmat.primitives import hmac
 
 _VERSION = 0x80
 _HEADER = 1 + 8 + 16  # version, timestamp, IV
@@ -124,6 +124,8 @@ class _Split:
 def _macs(keys_: Sequence[bytes], header: bytes) -> list[hmac.HMAC]:
     macs = []
     for key in keys_:
+        from cryptography.hazmat.primitives import hashes, hmac
+
         mac = hmac.HMAC(key[:16], hashes.SHA256())
         mac.update(header)
         macs.append(mac)
@@ -165,6 +167,9 @@ class FernetReader(io.RawIOBase):
         self._split = _Split(_Decoded(raw, name), name)
         (self._mac,) = _macs([key], self._split.header)
         iv = self._split.header[9:_HEADER]
+        from cryptography.hazmat.primitives import padding
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         self._decryptor = Cipher(algorithms.AES(key[16:]), modes.CBC(iv)).decryptor()
         self._unpadder = padding.PKCS7(algorithms.AES.block_size).unpadder()
         self._out = b""
@@ -241,6 +246,9 @@ class FernetWriter(io.RawIOBase):
         self._out = out
         iv = os.urandom(16)
         header = struct.pack(">BQ", _VERSION, int(time.time())) + iv
+        from cryptography.hazmat.primitives import hashes, hmac, padding
+        from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
         self._mac = hmac.HMAC(key[:16], hashes.SHA256())
         self._mac.update(header)
         self._encryptor = Cipher(algorithms.AES(key[16:]), modes.CBC(iv)).encryptor()
