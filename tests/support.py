@@ -173,12 +173,35 @@ def cleanup(store: Store) -> None:
 
 
 # ----------------------------------------------------------------------------- streams
+_KAFKA_WARM: set[str] = set()
+
+
 def kafka_bootstrap() -> str:
-    """host:port of the Kafka test broker, once it serves metadata."""
+    """host:port of the Kafka test broker, once it serves metadata, group offsets and
+    transactions.
+
+    A new broker creates its offsets and transaction-state topics on their first use, which a
+    slow machine may take longer for than a connector's 10 s timeout: the first test to use the
+    broker would fail for that. This waits for both once per process (up to 60 s each)."""
     servers = service_env("NEXUS_TEST_KAFKA_BOOTSTRAP", "kafka")
+    from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient
 
     AdminClient({"bootstrap.servers": servers}).list_topics(timeout=60)
+    if servers not in _KAFKA_WARM:
+        producer = Producer({"bootstrap.servers": servers,
+                             "transactional.id": f"nexus-tests-warm-up-{os.getpid()}"})
+        producer.init_transactions(60)
+        producer.begin_transaction()
+        producer.produce("nexus_tests_warm_up", b"{}")
+        producer.commit_transaction(60)
+        consumer = Consumer({"bootstrap.servers": servers, "group.id": "nexus-tests-warm-up",
+                             "enable.auto.commit": False})
+        try:
+            consumer.committed([TopicPartition("nexus_tests_warm_up", 0)], timeout=60)
+        finally:
+            consumer.close()
+        _KAFKA_WARM.add(servers)
     return servers
 
 

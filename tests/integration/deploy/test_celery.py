@@ -29,9 +29,13 @@ JOB = "celery_orders"
 CUSTOMERS = 50
 JOINED = ("SELECT count(*), sum(amount), md5(string_agg(id || ':' || coalesce(name, '-') "
           "|| ':' || amount, ',' ORDER BY id)) FROM joined")
-# the load's write into the target, in progress (COPY or INSERT into ``joined``)
-LOADING = ("SELECT count(*) FROM pg_stat_activity WHERE state <> 'idle' AND query ~* "
-           "'^(COPY|INSERT INTO) \"?joined'")
+# sessions of the load step waiting for the test's lock on the target (and none other: the
+# extraction steps never touch ``joined``)
+WAITING = ("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+           "AND pid <> pg_backend_pid()")
+# sessions holding or waiting for a lock on the target
+HOLDING = ("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+           "WHERE c.relname = 'joined' AND l.pid <> pg_backend_pid()")
 LOAD_STEP = f"{JOB}__etl.{JOB}__load"
 POOL = f"nexus/{JOB}"  # the load step's pool (limit 1 in deploy/dagster.yaml)
 
@@ -176,6 +180,12 @@ def test_killing_a_celery_worker_mid_load_leaves_the_target_unchanged_and_a_reru
          "INSERT INTO joined VALUES (1, 1, 9.5, 'earlier'), (2, 2, 1.25, 'earlier')")
     before = _sql(pg_url, JOINED)
 
+    # the test holds an exclusive lock on the target, so the load step is caught mid-step, in
+    # its transaction, at its first statement on ``joined`` (a fast machine would otherwise
+    # finish the load between two polls)
+    locker = sa.create_engine(pg_url, poolclass=sa.pool.NullPool).connect()
+    lock = locker.begin()
+    locker.exec_driver_sql("LOCK TABLE joined IN ACCESS EXCLUSIVE MODE")
     with (celery_workers(tmp_path / "workers", env, specs) as workers,
           dg.DagsterInstance.from_config(str(home)) as instance):
         log = tmp_path / "run.log"
@@ -186,12 +196,15 @@ def test_killing_a_celery_worker_mid_load_leaves_the_target_unchanged_and_a_reru
             loader = _wait_for("a worker to take the load step",
                                lambda: _step_workers(instance, run_id).get(LOAD_STEP), run, log)
             [victim] = [w for w in workers if w.name == loader]
-            _wait_for("the load to write into the target",
-                      lambda: _sql(pg_url, LOADING)[0][0] > 0, run, log, timeout=180)
+            _wait_for("the load to reach the target",
+                      lambda: _sql(pg_url, WAITING)[0][0] > 0, run, log, timeout=180)
             victim.kill()
             assert victim.pids() == []  # the worker and its pool child are gone
-            # PostgreSQL ended the killed step's session and rolled its write back
-            _wait_for("the killed write to end", lambda: _sql(pg_url, LOADING)[0][0] == 0,
+            # the killed step's session notices its client is gone once it gets the lock: it
+            # fails there and PostgreSQL rolls its transaction back
+            lock.rollback()
+            locker.close()
+            _wait_for("the killed session to end", lambda: _sql(pg_url, HOLDING)[0][0] == 0,
                       run, log, timeout=30)
             assert _sql(pg_url, JOINED) == before
 
@@ -202,6 +215,9 @@ def test_killing_a_celery_worker_mid_load_leaves_the_target_unchanged_and_a_reru
             assert run.poll() is None
             assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
         finally:
+            if locker.in_transaction():
+                lock.rollback()
+            locker.close()
             # terminating the run (what the UI's Terminate and the run launcher do: SIGTERM to
             # the run process) makes the executor revoke its tasks and fail the run
             stop_group(run, first=signal.SIGTERM, timeout=60)
