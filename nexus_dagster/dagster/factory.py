@@ -26,7 +26,6 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,12 +300,9 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
         except Exception as exc:
             if isinstance(exc, RuleGateError):  # the rules' check results, then the failure
                 yield from rule_checks.results(planned_rules, exc.counts, stopped=True)
-            message = secrets.mask(f"{type(exc).__name__}: {exc}")
-            context.log.error(secrets.mask("".join(traceback.format_exception(exc))))
+            message, failure = guards.failed_step(context, job, exc)
             trail.ended_after_error(message)
-            max_retries = job.retries.max_retries if job.retries else 0
-            raise guards.step_failure(exc, message, context.retry_number + 1,
-                                      max_retries or 0) from None
+            raise failure from None
 
     check_specs = [*checks.check_specs(planned_checks, partitions_def),
                    *rule_checks.check_specs(planned_rules, partitions_def)]

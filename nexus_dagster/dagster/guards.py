@@ -22,16 +22,27 @@ Example:
 from __future__ import annotations
 
 import tempfile
+import traceback
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
+from nexus_dagster import secrets
 from nexus_dagster.errors import NexusError
 from nexus_dagster.failures import is_retriable
 from nexus_dagster.spec.models import ETLJob
 
-__all__ = ["FAILURE_KIND_KEY", "TEMPORARY_HOME_PREFIX", "RunError", "is_temporary",
-           "lock_folder", "refuse_ephemeral", "step_failure"]
+__all__ = [
+    "FAILURE_KIND_KEY",
+    "TEMPORARY_HOME_PREFIX",
+    "RunError",
+    "failed_step",
+    "is_temporary",
+    "lock_folder",
+    "refuse_ephemeral",
+    "step_failure",
+]
 
 #: folder name prefix of the instance ``dagster job execute`` / ``dg launch`` make when
 #: DAGSTER_HOME is not set (Dagster's ``TMP_DAGSTER_HOME_PREFIX``)
@@ -120,3 +131,12 @@ def step_failure(exc: BaseException, message: str, attempt: int = 1,
         metadata={FAILURE_KIND_KEY: "permanent"},
         allow_retries=False,
     )
+
+
+def failed_step(context: Any, job: ETLJob, exc: BaseException) -> tuple[str, Exception]:
+    """For a step of ``job`` that failed with ``exc``: its masked message (the masked traceback
+    is logged) and what the step raises (:func:`step_failure` with the job's retries)."""
+    message = secrets.mask(f"{type(exc).__name__}: {exc}")
+    context.log.error(secrets.mask("".join(traceback.format_exception(exc))))
+    max_retries = job.retries.max_retries if job.retries else 0
+    return message, step_failure(exc, message, context.retry_number + 1, max_retries or 0)

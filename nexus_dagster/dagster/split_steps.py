@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -154,7 +153,7 @@ def _extract_op(spec: Any, connections: Mapping[str, Any], source: DataSource,
                 area.close()
             context.log.info(f"staged {manifest['rows']} rows of {source.name}")
         except Exception as exc:
-            raise _failure(context, job, exc) from None
+            raise guards.failed_step(context, job, exc)[1] from None
 
     return extract
 
@@ -181,12 +180,12 @@ def _load_op(spec: Any, connections: Mapping[str, Any], shape: StepShape,
         try:
             area = staging.open_staging(spec, connections, staging_scope(context))
         except Exception as exc:
-            raise _failure(context, job, exc) from None
+            raise guards.failed_step(context, job, exc)[1] from None
         try:
             try:
                 staged = area.staged(job.sources)
             except Exception as exc:
-                raise _failure(context, job, exc) from None
+                raise guards.failed_step(context, job, exc)[1] from None
             yield from load_body(context, staged)
             # committed: the staged rows are no longer needed (kept after a failure, so a
             # re-execution from the failure loads them without extracting again)
@@ -197,9 +196,3 @@ def _load_op(spec: Any, connections: Mapping[str, Any], shape: StepShape,
 
     return load
 
-
-def _failure(context: Any, job: Any, exc: Exception) -> Exception:
-    message = secrets.mask(f"{type(exc).__name__}: {exc}")
-    context.log.error(secrets.mask("".join(traceback.format_exception(exc))))
-    max_retries = job.retries.max_retries if job.retries else 0
-    return guards.step_failure(exc, message, context.retry_number + 1, max_retries or 0)

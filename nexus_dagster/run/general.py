@@ -29,19 +29,14 @@ from nexus_dagster.connectors.sql.change_capture import OP_COLUMN
 from nexus_dagster.relation import Relation
 from nexus_dagster.run import prefetch
 from nexus_dagster.run.after_load import KeyCollector, finish_source, key_collector
-from nexus_dagster.run.cursors import (
-    RowCounter,
-    filter_cursor,
-    next_cursor,
-    start_cursor,
-    window_cursor,
-)
-from nexus_dagster.run.endpoints import read_request, write_request
+from nexus_dagster.run.cursors import RowCounter, next_cursor
+from nexus_dagster.run.endpoints import write_request
 from nexus_dagster.run.events import Event, SourceExtracted, TargetLoaded
 from nexus_dagster.run.file_scans import attach_file_scans
 from nexus_dagster.run.plan import RunContext
 from nexus_dagster.run.progress import Progress
 from nexus_dagster.run.quarantine import QUARANTINE_OUTPUT, load_order, output_key
+from nexus_dagster.run.source_reads import cursor_filtered, run_read_request
 from nexus_dagster.run.staging import check_fresh
 from nexus_dagster.scratch import make_scratch_folder
 from nexus_dagster.transforms.rules_sql import split_rows
@@ -132,20 +127,11 @@ class GeneralPlan:
                     continue
                 connector = context.open(source)
                 opened.append(connector)
-                cursor = start_cursor(source, context.stored_cursors.get(source.name))
-                if window is not None and source.incremental_column:
-                    cursor = window_cursor(source.incremental_column, window)
-                request = read_request(
-                    source, connector, spec.root, cursor=cursor,
-                    state=context.stored_states.get(source.name),
-                    file_path=context.source_files.get(source.name),
-                )  # fmt: skip
+                request = run_read_request(context, source, connector)
                 if log:
                     log.info(secrets.mask(_extract_line(source, request, connector)))
                 relation = connector.read(request)
-                filtered = relation
-                if cursor and not connector.supports_incremental:
-                    filtered = filter_cursor(relation, cursor, source.name)
+                filtered = cursor_filtered(relation, request, connector, source)
                 requests[source.name] = request
                 collectors[source.name] = key_collector(source, filtered)
                 if collectors[source.name] is not None:

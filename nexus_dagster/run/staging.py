@@ -29,9 +29,9 @@ from nexus_dagster import secrets
 from nexus_dagster.connectors.base import Connector, ReadRequest, WriteRequest
 from nexus_dagster.errors import NexusError
 from nexus_dagster.relation import Relation
-from nexus_dagster.run.cursors import filter_cursor, start_cursor, window_cursor
-from nexus_dagster.run.endpoints import open_connector, read_request
+from nexus_dagster.run.endpoints import open_connector
 from nexus_dagster.run.plan import RunContext
+from nexus_dagster.run.source_reads import cursor_filtered, run_read_request
 from nexus_dagster.spec.execution_settings import DEFAULT_STAGING_FOLDER, Execution
 from nexus_dagster.spec.models import DataSource
 
@@ -180,20 +180,14 @@ def extract_source(context: RunContext, source: DataSource, area: StagingArea) -
 
     A repeated extraction (a retried or re-executed step) replaces the source's staged files.
     """
-    spec, log, window = context.spec, context.log, context.window
+    log, window = context.log, context.window
     stored = context.stored_cursors.get(source.name)
     stored_state = context.stored_states.get(source.name)
     connector = context.open(source)
     try:
-        cursor = start_cursor(source, stored)
-        if window is not None and source.incremental_column:
-            cursor = window_cursor(source.incremental_column, window)
-        request = read_request(source, connector, spec.root, cursor=cursor, state=stored_state,
-                               file_path=context.source_files.get(source.name))
+        request = run_read_request(context, source, connector)
         relation = connector.read(request)
-        rows = relation
-        if cursor and not connector.supports_incremental:
-            rows = filter_cursor(relation, cursor, source.name)
+        rows = cursor_filtered(relation, request, connector, source)
         area.clear(source.name)
         if log:
             log.info(secrets.mask(f"stage {source.name} from {connector.describe()} "
