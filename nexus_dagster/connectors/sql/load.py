@@ -1,10 +1,11 @@
 """Bulk loaders: Arrow batches into one table on an open connection (inside the caller's
 transaction). Each returns the number of rows sent.
 
-- PostgreSQL: one ``COPY ... FROM STDIN (FORMAT csv)`` fed batch by batch through a file-like
-  stream, so the whole load is a single COPY and never held in memory. The COPY runs on a
-  thread of its own that also formats the CSV, so the server parses and the caller's side
-  (reading, transforming) computes the next batches at the same time; at most
+- PostgreSQL: one ``COPY ... FROM STDIN`` fed batch by batch through a file-like stream, so the
+  whole load is a single COPY and never held in memory: ``FORMAT binary`` (pgpq) when every
+  column's Arrow type has the target column's binary form (:mod:`.pg_binary`), ``FORMAT csv``
+  otherwise. The COPY runs on a thread of its own that also encodes, so the server parses and
+  the caller's side (reading, transforming) computes the next batches at the same time; at most
   ``QUEUED_BATCHES`` batches wait between the two.
 - MySQL/MariaDB: pymysql ``executemany``, which packs rows into multi-row INSERTs (~1 MB each).
 - Anything else (SQLite, ...): SQLAlchemy Core ``executemany`` with the table's types, so the
@@ -14,6 +15,7 @@ transaction). Each returns the number of rows sent.
 from __future__ import annotations
 
 import io
+import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,11 +25,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
+from nexus_dagster.connectors.sql import pg_binary
+
 _CSV_OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 
 
-#: rows formatted into one CSV chunk: ~1 MB of text for a 9-column row, so a large batch never
-#: becomes one large buffer
+#: rows formatted into one CSV (or binary) chunk: ~1 MB for a 9-column row, so a large batch
+#: never becomes one large buffer
 CSV_ROWS = 8192
 #: batches waiting between the caller's thread and the COPY thread
 QUEUED_BATCHES = 2
@@ -94,22 +98,37 @@ def pg_copy(
 ) -> int:  # fmt: skip
     """COPY batches into a PostgreSQL table through psycopg2 ``copy_expert``.
 
-    The batches are read on the caller's thread; a second thread formats them as CSV and
-    sends them (pyarrow's CSV writer and libpq release the GIL). An error on either side
-    cancels the COPY and is raised here (the caller's own error first).
+    The first non-empty batch decides the format: binary when its columns have the target
+    columns' binary forms (:func:`.pg_binary.encoded_schema`), CSV otherwise. The batches are
+    read on the caller's thread; a second thread encodes and sends them (pgpq, pyarrow's CSV
+    writer and libpq release the GIL). An error on either side cancels the COPY and is raised
+    here (the caller's own error first).
 
     Args:
         dbapi_connection: the psycopg2 connection under the caller's transaction.
         table_sql: the table name, already quoted by the dialect.
         columns_sql: the column names, already quoted, in the batches' column order.
-        batches: normalized batches (see ``normalize_for_write``).
+        batches: normalized batches (see ``normalize_for_write``) whose column names are the
+            target's.
     """
-    sql = f"COPY {table_sql} ({', '.join(columns_sql)}) FROM STDIN WITH (FORMAT csv)"
+    pending = iter(batches)
+    first = next((batch for batch in pending if batch.num_rows), None)
+    if first is None:
+        return 0
+    binary = None
+    if pg_binary.enabled():
+        oids = pg_binary.column_type_oids(dbapi_connection, table_sql)
+        schema = pg_binary.encoded_schema(first.schema, oids)
+        binary = None if schema is None else pg_binary.BinaryChunks(schema, CSV_ROWS)
+    form = "binary" if binary else "csv"
+    sql = f"COPY {table_sql} ({', '.join(columns_sql)}) FROM STDIN WITH (FORMAT {form})"
     handed: queue.Queue[object] = queue.Queue(QUEUED_BATCHES)
     stop = threading.Event()
     failures: list[BaseException] = []
 
-    def received() -> Iterator[pa.Buffer]:
+    def received() -> Iterator[pa.Buffer | bytes]:
+        if binary:
+            yield binary.header()
         while True:
             try:
                 item = handed.get(timeout=0.1)
@@ -118,8 +137,10 @@ def pg_copy(
                     raise _CopyAborted("the rows to load failed; COPY cancelled") from None
                 continue
             if item is _END:
-                return
-            yield from _csv_chunks(item)  # type: ignore[arg-type]
+                break
+            yield from binary.batch(item) if binary else _csv_chunks(item)  # type: ignore[arg-type]
+        if binary:
+            yield binary.trailer()
 
     def send() -> None:
         try:
@@ -132,7 +153,7 @@ def pg_copy(
     sender.start()
     count = 0
     try:
-        for batch in batches:
+        for batch in itertools.chain([first], pending):
             if batch.num_rows == 0:
                 continue
             if not _hand_over(handed, batch, sender):
