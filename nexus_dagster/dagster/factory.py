@@ -39,6 +39,7 @@ from nexus_dagster.dagster import (
     checks,
     executors,
     guards,
+    heap,
     lineage,
     notifications,
     partitions,
@@ -250,6 +251,7 @@ def build_job(spec: JobSpec, project: Project, assets: ProjectAssets) -> JobDefi
 
     def _step(context, staged: Mapping[str, Any]) -> Iterator[Any]:
         """The job's run as step events (``staged``: the load step of a split job)."""
+        heap.freeze_loaded_objects("run")  # no full GC pass over the process's objects
         instance = context.instance
         window = partitions.window(context)
         guards.refuse_ephemeral(instance, job, window, context.log)
@@ -484,7 +486,7 @@ def build_definitions(
             getattr(merged, name).extend(getattr(built, name))
         merged.resources.update(built.resources)
     merged.resources.update(resources or {})
-    return dg.Definitions(
+    definitions = dg.Definitions(
         executor=dg.in_process_executor,
         assets=merged.assets,
         asset_checks=merged.asset_checks,
@@ -493,6 +495,8 @@ def build_definitions(
         sensors=merged.sensors,
         resources=merged.resources,
     )
+    heap.freeze_loaded_objects("definitions")  # they live as long as the process
+    return definitions
 
 
 def definitions_from_folder(
