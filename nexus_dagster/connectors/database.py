@@ -32,7 +32,6 @@ from nexus_dagster.connectors.base import (
 )
 from nexus_dagster.connectors.sql import (
     change_apply,
-    change_capture,
     load,
     mysql_load,
     pg_upsert,
@@ -356,6 +355,9 @@ class DatabaseConnector(Connector):
         :mod:`~nexus_dagster.connectors.sql.change_capture`)."""
         if self.backend != "postgresql" or not request.table or request.cdc is None:
             raise SpecError("cdc reads a table of a PostgreSQL database (table:, not query:)")
+        # on first use: it brings psycopg2 and the pgoutput decoder, which no other read needs
+        from nexus_dagster.connectors.sql import change_capture
+
         schema, name = self.split_table(request.table)
         with self._errors("reading", request.table), self.engine.connect() as connection:
             columns = self.probe_columns(connection, request)
@@ -382,6 +384,8 @@ class DatabaseConnector(Connector):
         committed it); other reads have nothing to confirm."""
         confirm = relation.stats.get("confirm")
         if confirm is not None:
+            from nexus_dagster.connectors.sql import change_capture
+
             with self._errors("confirming the replication slot of", None):
                 change_capture.confirm(self.engine, *confirm)
 

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from nexus_dagster import secrets
 from nexus_dagster.connectors.base import Connector
-from nexus_dagster.connectors.sql.change_capture import OP_COLUMN
+from nexus_dagster.connectors.sql.change_apply import OP_COLUMN
 from nexus_dagster.relation import Relation
 from nexus_dagster.run import prefetch
 from nexus_dagster.run.after_load import KeyCollector, finish_source, key_collector

@@ -26,9 +26,6 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from nexus_dagster.connectors.http.auth import AUTH_STYLES
-from nexus_dagster.connectors.http.pagination import PAGINATORS
-
 _CONFIG = ConfigDict(extra="forbid")
 
 
@@ -199,6 +196,11 @@ def api_problems(endpoint: Any, connection_params: Mapping[str, Any]) -> list[tu
     """
     if _kind(endpoint) != "api":
         return []
+    # on first use: the style registries (and their pydantic settings models) only matter to a
+    # project with API endpoints
+    from nexus_dagster.connectors.http.auth import AUTH_STYLES
+    from nexus_dagster.connectors.http.pagination import PAGINATORS
+
     problems = []
     for field, registry in (("api_auth", AUTH_STYLES), ("api_pagination", PAGINATORS)):
         block = getattr(endpoint, field, None)

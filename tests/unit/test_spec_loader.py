@@ -191,3 +191,71 @@ def test_python_model_is_the_yaml_model():
     assert job.key == "pg_to_mysql"
     dumped = job.model_dump(mode="json", exclude_defaults=True)
     assert ETLJob.model_validate(dumped) == job
+
+
+def _pure_python_lines(text: str) -> dict[tuple, int]:
+    """The line of every field as PyYAML's own (pure-Python) parser sees it."""
+    import yaml
+
+    lines: dict[tuple, int] = {}
+
+    def walk(node, path):
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                walk(value_node, (*path, key_node.value))
+                lines[(*path, key_node.value)] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*path, index))
+
+    walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
+    return lines
+
+
+TRICKY_YAML = """\
+# a comment
+name: tricky
+anchors: &defaults {a: 1, b: [x, "y"]}
+alias: *defaults
+on: id
+flags: [yes, no, true, False, off]
+folded: >
+  two
+  lines
+quoted: 'it''s'
+empty:
+numbers: [1, 1.5, 0x10, 1e3, .inf]
+"""
+
+
+def test_yaml_parse_gives_the_data_and_lines_of_pyyaml_pure_python_parser(tmp_path):
+    """The one-pass libyaml parse keeps the data (YAML 1.2 booleans only: `on`/`yes` stay
+    strings) and the line of every field exactly as the pure-Python parser gives them."""
+    from nexus_dagster.spec.loader import parse_yaml
+
+    path = tmp_path / "tricky.yaml"
+    path.write_text(TRICKY_YAML)
+    parsed = parse_yaml(path)
+    assert parsed.data == {
+        "name": "tricky", "anchors": {"a": 1, "b": ["x", "y"]}, "alias": {"a": 1, "b": ["x", "y"]},
+        "on": "id", "flags": ["yes", "no", True, False, "off"], "folded": "two lines\n",
+        "quoted": "it's", "empty": None, "numbers": [1, 1.5, 16, "1e3", float("inf")],
+    }
+    assert parsed.lines == _pure_python_lines(TRICKY_YAML)
+    for spec in sorted((REPO / "job_specs").glob("*.yaml")):
+        text = spec.read_text()
+        assert parse_yaml(spec).lines == _pure_python_lines(text), spec
+
+
+def test_invalid_yaml_message_is_the_pure_python_parsers(tmp_path):
+    """libyaml words errors differently: a refused file is parsed again by PyYAML's own parser,
+    so the message and line users see are the ones they always saw."""
+    import yaml
+
+    text = GOOD.replace("  - name: paid\n", "  - name: paid\n   x: [\n")
+    with pytest.raises(yaml.YAMLError) as pure:
+        yaml.compose(text, Loader=yaml.SafeLoader)
+    (found,) = problems_for(tmp_path, text)
+    assert f"invalid YAML: {pure.value.problem}" in found
+    assert f"job.yaml:{pure.value.problem_mark.line + 1}:" in found

@@ -25,8 +25,10 @@ import sqlalchemy as sa
 
 from nexus_dagster.errors import LoadError
 
-__all__ = ["OPERATIONS", "SEQUENCE_COLUMN", "stage_changes"]
+__all__ = ["OPERATIONS", "OP_COLUMN", "SEQUENCE_COLUMN", "stage_changes"]
 
+#: the column of a change data capture read saying what happened to a row (one of OPERATIONS)
+OP_COLUMN = "_op"
 #: the values an operation column may hold
 OPERATIONS = ("insert", "update", "delete")
 #: the order of the changes in the staging table

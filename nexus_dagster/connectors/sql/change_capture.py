@@ -4,9 +4,9 @@ A run reads the changes of one table from a logical replication slot with the bu
 ``pgoutput`` plugin (:mod:`.pgoutput` decodes it), over psycopg2's replication protocol, up to
 the server's WAL position when the read started, so a run always ends. Each change is a row of
 the table's columns (typed like a plain read: the text values are parsed by psycopg2's own type
-casters) plus :data:`OP_COLUMN` (``insert``, ``update`` or ``delete``); a delete carries the
-replica identity's columns (the primary key under ``REPLICA IDENTITY DEFAULT``) and nulls
-elsewhere; an update that changed the key is a delete of the old key followed by the update.
+casters) plus :data:`.change_apply.OP_COLUMN` (``insert``, ``update`` or ``delete``); a delete
+carries the replica identity's columns (the primary key under ``REPLICA IDENTITY DEFAULT``) and
+nulls elsewhere; an update that changed the key is a delete of the old key followed by the update.
 
 Nothing is confirmed while reading: the slot keeps every change until :func:`confirm` moves it
 to the last commit read (the connector's ``acknowledge()``, called only after every target
@@ -39,6 +39,7 @@ import psycopg2.extras
 import pyarrow as pa
 import sqlalchemy as sa
 
+from nexus_dagster.connectors.sql.change_apply import OP_COLUMN
 from nexus_dagster.connectors.sql.pgoutput import (
     UNCHANGED,
     Change,
@@ -51,7 +52,6 @@ from nexus_dagster.errors import ConnectorError, DataError
 from nexus_dagster.relation import Relation
 
 __all__ = [
-    "OP_COLUMN",
     "CaptureTarget",
     "change_relation",
     "confirm",
@@ -62,8 +62,6 @@ __all__ = [
     "read_changes",
 ]
 
-#: the column saying what happened to a row: insert, update or delete
-OP_COLUMN = "_op"
 #: seconds without any message before the server is asked where it stands
 _ASK_AFTER = 0.5
 #: seconds without progress after which a read ends at the last commit it saw
