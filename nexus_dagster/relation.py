@@ -15,6 +15,13 @@ class DuckdbScan(Protocol):
     instead of iterating the relation's batches, so that DuckDB reads only the columns and rows
     its query needs, on its own threads."""
 
+    #: True when :meth:`select_sql`'s ordinal numbers the rows as DuckDB reads them (the
+    #: statement must then preserve insertion order); False when it comes from the data
+    numbers_in_read_order: bool
+    #: True when :meth:`scanned` counts the rows from the statement's profile (the statement
+    #: is then profiled, a cost); False when it knows them without one
+    needs_profile: bool
+
     def select_sql(self, ordinal: str | None = None, offset: int = 0) -> str:
         """A DuckDB ``SELECT`` of the relation's columns (names and types as in its schema),
         plus, with ``ordinal``, a column of that name numbering the rows in read order from

@@ -120,6 +120,16 @@ class FileScan:
     rows: int | None
     count: Callable[[int], None]
 
+    @property
+    def numbers_in_read_order(self) -> bool:
+        """CSV rows are numbered as DuckDB reads them; Parquet's by their row in the file."""
+        return self.fmt == "csv"
+
+    @property
+    def needs_profile(self) -> bool:
+        """Parquet's rows are known from the metadata; CSV's are counted from the profile."""
+        return self.rows is None
+
     def select_sql(self, ordinal: str | None = None, offset: int = 0) -> str:
         """``SELECT`` the source's columns; with ``ordinal``, the row number in file order
         (from ``offset``) in a column of that name."""
@@ -132,7 +142,7 @@ class FileScan:
             return (f"SELECT {columns}, CAST({offset} + row_number() OVER () - 1 AS BIGINT) "
                     f"AS {name} FROM {self.read}")
         return " UNION ALL ".join(
-            f"SELECT {columns}, CAST({offset + before} + file_row_number AS BIGINT) AS {name} "
+            f"SELECT {columns}, CAST({offset + before} + {_ROW_NUMBER} AS BIGINT) AS {name} "
             f"FROM {read}"
             for read, before in self.file_reads
         )
@@ -200,13 +210,16 @@ def _exact_decimal(name: str, type_: pa.Decimal128Type, duckdb_type: str) -> str
     DuckDB's cast would round them)."""
     column = quote_identifier(name)
     scale = type_.scale
-    dot = f"instr({column}, '.')"
     before = f"{_DIGITS_LOST} column {name!r} has the value '"
     after = (f"', which has more than {scale} fraction digits and does not fit {type_}; set "
              f"options.column_types: {{{name}: 'decimal(38, <digits>)'}} to keep them")
     message = f"{_literal(before)} || {column} || {_literal(after)}"
-    return (f"CASE WHEN {column} IS NULL OR {dot} = 0 OR length({column}) - {dot} <= {scale} "
-            f"OR rtrim(substr({column}, {dot} + {scale + 1}), '0') = '' "
+    # LIKE '%.___%' (scale + 1 characters after a dot) is the cheap test that the value has
+    # more than ``scale`` fraction digits (instr/length on every value cost ~15% of a scan);
+    # only such values have their extra digits checked for zeros
+    longer = _literal("%." + "_" * (scale + 1) + "%")
+    return (f"CASE WHEN {column} IS NULL OR {column} NOT LIKE {longer} "
+            f"OR rtrim(substr({column}, instr({column}, '.') + {scale + 1}), '0') = '' "
             f"THEN CAST({column} AS {duckdb_type}) ELSE error({message}) END AS {column}")
 
 
@@ -296,12 +309,30 @@ def file_scan(
     return None
 
 
+#: DuckDB's number of a Parquet row in its file
+_ROW_NUMBER = "file_row_number"
+
+
+def _virtual_row_number() -> bool:
+    """True when DuckDB (1.3+) has ``file_row_number`` as a virtual column, computed only where
+    a query reads it; older versions need the ``file_row_number=true`` option, which numbers
+    every row scanned (TPC-H Q3's lineitem scan, whose result never uses them: 0.57 s vs
+    0.18 s)."""
+    import duckdb
+
+    major, minor = (int(part) for part in duckdb.__version__.split(".")[:2])
+    return (major, minor) >= (1, 3)
+
+
 def _parquet_scan(paths: list[str], schema: pa.Schema, opts: ReadOptions,
                   count: Callable[[int], None]) -> FileScan | None:
     import pyarrow.parquet as pq
 
     if opts.column_types or not all(_parquet_type(f.type) for f in schema):
         return None
+    if _ROW_NUMBER in schema.names:  # the file's own column would hide DuckDB's row numbers
+        return None
+    option = "" if _virtual_row_number() else f", {_ROW_NUMBER}=true"
     file_reads: list[tuple[str, int]] = []
     rows = 0
     for path in paths:
@@ -309,7 +340,7 @@ def _parquet_scan(paths: list[str], schema: pa.Schema, opts: ReadOptions,
         stored = meta.schema.to_arrow_schema()
         if stored.names != schema.names or stored.types != schema.types:
             return None
-        file_reads.append((f"read_parquet({_literal(path)}, file_row_number=true)", rows))
+        file_reads.append((f"read_parquet({_literal(path)}{option})", rows))
         rows += meta.num_rows
     read = "read_parquet([" + ", ".join(_literal(p) for p in paths) + "])"
     columns = ", ".join(quote_identifier(n) for n in schema.names)

@@ -33,6 +33,7 @@ from nexus_dagster.run.cursors import RowCounter, next_cursor
 from nexus_dagster.run.endpoints import write_request
 from nexus_dagster.run.events import Event, SourceExtracted, TargetLoaded
 from nexus_dagster.run.file_scans import attach_file_scans
+from nexus_dagster.run.memory_pool import use_run_memory_pool
 from nexus_dagster.run.plan import RunContext
 from nexus_dagster.run.progress import Progress
 from nexus_dagster.run.quarantine import QUARANTINE_OUTPUT, load_order, output_key
@@ -109,6 +110,7 @@ class GeneralPlan:
         context = self.context
         spec, log, window = context.spec, context.log, context.window
         job = spec.job
+        use_run_memory_pool()  # before the first batch: see run/memory_pool.py
         started = dt.datetime.now(dt.UTC)
         opened: list[Connector] = []
         spool_dir: Path | None = None

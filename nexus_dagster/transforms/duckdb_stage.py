@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,8 @@ def run_sql_stage(
     """One SQL part of the chain as a relation (lazy when its schema is knowable).
 
     The statement is first run on empty inputs, to learn the output schema and report
-    errors before any data is read; a stage whose columns come from the data, or that writes a
+    errors before any data is read; the first read reuses that DuckDB connection and compiled
+    statement with the real inputs. A stage whose columns come from the data, or that writes a
     step's result for a target (``stage.tees``), starts at once and its result can be read
     once.
 
@@ -114,18 +116,35 @@ def run_sql_stage(
         gen = _execute(stage, list(sources), inputs, previous_code, settings, dry=False)
         schema = restore_schema(next(gen), refs)
         return read_once(schema, gen, label)
-    dry = _execute(stage, list(sources), inputs, previous_code, settings, dry=True)
+    kept: list[_Session] = []  # the dry run's connection, for the first read
+    dry = _execute(stage, list(sources), inputs, previous_code, settings, dry=True, kept=kept)
     try:
         schema = restore_schema(next(dry), refs)
     finally:
         dry.close()
 
     def open_() -> Iterator[pa.RecordBatch]:
-        gen = _execute(stage, list(sources), inputs, previous_code, settings, dry=False)
+        gen = _execute(stage, list(sources), inputs, previous_code, settings, dry=False,
+                       kept=kept)
         next(gen)
         return gen
 
     return Relation(schema, open_, label)
+
+
+class _Session:
+    """A dry run's DuckDB connection (its inputs registered as empty tables) and compiled
+    statement, kept for the stage's first read; closed when dropped unused."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, spill: str, sql: str,
+                 params: list[Any]) -> None:
+        self.con, self.spill, self.sql, self.params = con, spill, sql, params
+        self.close = weakref.finalize(self, _close, con, spill)
+
+
+def _close(con: duckdb.DuckDBPyConnection, spill: str) -> None:
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
 
 
 def _connect(
@@ -170,20 +189,29 @@ def _execute(
     settings: StageSettings,
     *,
     dry: bool,
+    kept: list[_Session] | None = None,
 ) -> Iterator[Any]:
     """Run one SQL stage: yields the output schema first, then the batches.
 
     With ``dry`` the inputs are empty tables of the same schemas (to learn the output schema
-    and to report errors before any data is read).
+    and to report errors before any data is read); its connection and statement are appended
+    to ``kept`` (when given) once the schema is known. A real run takes them from ``kept``
+    (replacing the empty tables by the inputs) instead of connecting and compiling again.
     """
     ordered = stage.ordered
     streaming = not ordered and all(r.scan is None for r in inputs.values())
-    con, spill = _connect(settings, ordered, streaming)
+    session = kept.pop() if kept and not dry else None
+    if session is None:
+        con, spill = _connect(settings, ordered, streaming)
+    else:
+        con, spill = session.con, session.spill
+    handed_over = False
     failures: list[BaseException] = []
     # inputs DuckDB reads itself (local files, see run/file_scans.py): not where a statement
     # before the main one reads them (kept steps, pivot columns)
     use_scans = not dry and not stage.tees and not stage.columns_from_data
     pending: list[DuckdbScan] = []
+    in_read_order = profiled = False
     try:
         bases: dict[str, FromClause] = {}
         for index, (logical, relation) in enumerate(inputs.items()):
@@ -191,16 +219,25 @@ def _execute(
             if ordered:
                 schema = schema.append(pa.field(ORDINAL, pa.int64()))
             registered = f"__nexus_in_{index}"
+            wanted = None
+            if session is not None:  # the dry run's empty table: the types a scan must have
+                if use_scans and relation.scan is not None:
+                    wanted = _described(con, registered)
+                con.unregister(registered)
             if dry:
                 con.register(registered, pa.Table.from_batches([], schema=schema))
             elif use_scans and relation.scan is not None and _scan_view(
                 con, registered, relation.scan, schema, ORDINAL if ordered else None,
-                index << _SOURCE_SHIFT,
+                index << _SOURCE_SHIFT, wanted,
             ):
-                if not pending:  # the scans count their rows from the statement's profile
+                if relation.scan.needs_profile and not profiled:
+                    # the scan counts its rows from the statement's profile
                     con.execute("SET enable_profiling = 'no_output'")
-                    if ordered:  # rows numbered in file order
-                        con.execute("SET preserve_insertion_order = true")
+                    profiled = True
+                if ordered and relation.scan.numbers_in_read_order and not in_read_order:
+                    # rows numbered in file order (a cost: Parquet's numbers need no such order)
+                    con.execute("SET preserve_insertion_order = true")
+                    in_read_order = True
                 pending.append(relation.scan)
             else:
                 batches = _guard(
@@ -210,7 +247,7 @@ def _execute(
             if stage.scans.get(logical, 0) > 1:  # read twice in one statement: keep a copy
                 copy = f"__nexus_copy_{index}"
                 con.execute(
-                    f"CREATE TEMP TABLE {quote_identifier(copy)} AS "
+                    f"CREATE OR REPLACE TEMP TABLE {quote_identifier(copy)} AS "
                     f"SELECT * FROM {quote_identifier(registered)}"
                 )
                 if pending and pending[-1] is relation.scan:
@@ -222,11 +259,14 @@ def _execute(
         builder = SqlBuilder(bases, source_names, con=con, previous_code=previous_code,
                              ordered=ordered)
         try:
-            stmt = builder.build(stage.steps, keep=stage.tees)
-            if not dry:
-                for name, path in stage.tees.items():
-                    _write_kept(con, builder, name, path, inputs, settings.batch_size)
-            sql, params = compile_sql(stmt)
+            if session is None:
+                stmt = builder.build(stage.steps, keep=stage.tees)
+                if not dry:
+                    for name, path in stage.tees.items():
+                        _write_kept(con, builder, name, path, inputs, settings.batch_size)
+                sql, params = compile_sql(stmt)
+            else:
+                sql, params = session.sql, session.params
             reader = con.sql(sql, params=params).to_arrow_reader(settings.batch_size)
         except (duckdb.Error, pa.ArrowException, OSError) as exc:
             if failures:
@@ -235,6 +275,9 @@ def _execute(
                 builder.blame(exc)
             _raise_scan_error(pending, exc)
             raise TransformError(f"{stage.label} failed: {exc}") from exc
+        if dry and kept is not None:
+            kept.append(_Session(con, spill, sql, params))
+            handed_over = True
         yield reader.schema
         while True:
             try:
@@ -252,29 +295,38 @@ def _execute(
                 raise
             yield batch
     finally:
-        con.close()
-        shutil.rmtree(spill, ignore_errors=True)
+        if session is not None:
+            session.close()
+        elif not handed_over:
+            _close(con, spill)
 
 
 def _scan_view(
     con: duckdb.DuckDBPyConnection, name: str, scan: DuckdbScan, schema: pa.Schema,
-    ordinal: str | None, offset: int,
+    ordinal: str | None, offset: int, wanted: list[tuple[str, str]] | None = None,
 ) -> bool:  # fmt: skip
     """Make ``name`` a view over ``scan`` when DuckDB types it exactly as it would type an Arrow
     stream of ``schema`` (so the statement's result types do not change); else create nothing
-    and return False (the stage reads the relation's batches)."""
-    expected = "__nexus_expected"
-    con.register(expected, pa.Table.from_batches([], schema=schema))
-    try:
-        wanted = [row[:2] for row in con.execute(f"DESCRIBE {expected}").fetchall()]
-    finally:
-        con.unregister(expected)
+    and return False (the stage reads the relation's batches). ``wanted``: those types, when
+    already known (the dry run's table of ``schema``)."""
+    if wanted is None:
+        expected = "__nexus_expected"
+        con.register(expected, pa.Table.from_batches([], schema=schema))
+        try:
+            wanted = _described(con, expected)
+        finally:
+            con.unregister(expected)
     view = quote_identifier(name)
     con.execute(f"CREATE TEMP VIEW {view} AS {scan.select_sql(ordinal, offset)}")
-    if [row[:2] for row in con.execute(f"DESCRIBE {view}").fetchall()] == wanted:
+    if _described(con, view) == wanted:
         return True
     con.execute(f"DROP VIEW {view}")
     return False
+
+
+def _described(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple[str, str]]:
+    """The (column name, DuckDB type) pairs of a table or view."""
+    return [row[:2] for row in con.execute(f"DESCRIBE {quote_identifier(name)}").fetchall()]
 
 
 def _raise_scan_error(scans: list[DuckdbScan], exc: Exception) -> None:

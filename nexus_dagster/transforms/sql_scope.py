@@ -64,7 +64,7 @@ _PLAIN_IDENTIFIER = re.compile(r"^[A-Z0-9_]+$", re.I)
 
 @cache
 def _duckdb_dialect() -> Dialect:
-    from duckdb_engine import Dialect as DuckDBDialect  # DuckDB is only loaded to run SQL
+    from nexus_dagster.transforms.duckdb_dialect import DuckDBDialect
 
     dialect = DuckDBDialect(paramstyle="qmark")
     # SQLAlchemy's default also leaves names with `$` unquoted; quoting every name that is not

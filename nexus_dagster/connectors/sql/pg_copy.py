@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import threading
@@ -35,6 +36,10 @@ CSV_OIDS = frozenset({16, 18, 19, 20, 21, 23, 26, 700, 701, 25, 1042, 1043, 1082
 _PIPE_BUFFER = 1 << 20
 #: the CSV text pyarrow parses at once (a row must fit in one block)
 _BLOCK = 1 << 20
+#: blocks read from the pipe ahead of the batches taken from the reader, at most
+READ_AHEAD_BLOCKS = 4
+#: seconds without a batch taken, the consumer waiting, after which a block is read anyway
+_STALL = 0.2
 #: the environment variable that turns the bulk readers off (see ``fast_read``)
 FAST_READ_SWITCH = "NEXUS_FAST_READ"
 
@@ -158,17 +163,38 @@ def readable(oids: list[int]) -> bool:
 
 
 class _ArrowPipe:
-    """The read end of a pipe as the file ``pyarrow.csv`` reads: each block is read straight
-    into a buffer of Arrow's memory pool, not into a Python ``bytes`` object made in the C heap
-    of whichever pyarrow I/O thread asked for it (so the blocks in flight show in
-    ``pyarrow.total_allocated_bytes()`` with the rest of the read)."""
+    """The read end of a pipe as the file ``pyarrow.csv`` reads, at most ``ahead`` blocks ahead
+    of its consumer.
 
-    def __init__(self, file: io.FileIO):
+    Each block is read straight into a buffer of Arrow's memory pool, not into a Python
+    ``bytes`` object made in the C heap of whichever pyarrow I/O thread asked for it (so the
+    blocks in flight show in ``pyarrow.total_allocated_bytes()`` with the rest of the read).
+    pyarrow's reader reads up to 32 blocks ahead on a background thread (32 MB of text and
+    their parsed columns while the target is the slower side): :meth:`read` waits while
+    ``ahead`` blocks are read and not yet taken by :meth:`batches` (pyarrow needs the block
+    after a batch's own to finish it, so a batch never waits for more than two); should the
+    consumer itself wait ``_STALL`` seconds with no batch taken, it reads on, so a reader that
+    needs more can never wait for itself.
+    """
+
+    def __init__(self, file: io.FileIO, ahead: int):
         self.file = file
+        self.ahead = ahead
         self.closed = False
+        self.blocks_read = 0
+        self.batches_taken = 0
+        self.consumer_waiting = False
+        self.changed = threading.Condition()
 
     def read(self, size: int = -1) -> pa.Buffer:
-        """Up to ``size`` bytes (fewer only at the end of the stream)."""
+        """Up to ``size`` bytes (fewer only at the end of the stream; none once closed)."""
+        with self.changed:
+            while not self.closed and self.blocks_read - self.batches_taken >= self.ahead:
+                if not self.changed.wait(_STALL) and self.consumer_waiting:
+                    break  # no batch taken for a while and the consumer waits: read on
+            if self.closed:
+                return pa.py_buffer(b"")
+            self.blocks_read += 1
         if size < 0:
             return pa.py_buffer(self.file.read())
         buffer = pa.allocate_buffer(size, resizable=True)
@@ -183,9 +209,34 @@ class _ArrowPipe:
         buffer.resize(filled)
         return buffer
 
+    def waiting(self, get: Callable[[], Any]) -> Any:
+        """``get()`` (opening the CSV reader, or its next batch), the consumer marked as waiting
+        for the reader meanwhile."""
+        with self.changed:
+            self.consumer_waiting = True
+        try:
+            return get()
+        finally:
+            with self.changed:
+                self.consumer_waiting = False
+
+    def batches(self, stream: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+        """The batches of the CSV reader reading this pipe, each counted as taken."""
+        while True:
+            try:
+                batch = self.waiting(stream.read_next_batch)
+            except StopIteration:
+                return
+            with self.changed:
+                self.batches_taken += 1
+                self.changed.notify_all()
+            yield batch
+
     def close(self) -> None:
         """Close the pipe's read end (the COPY thread then stops with a broken pipe)."""
-        self.closed = True
+        with self.changed:
+            self.closed = True
+            self.changed.notify_all()
         self.file.close()
 
 
@@ -195,8 +246,8 @@ def read_batches(
     """Stream a statement's rows as Arrow batches of ``schema`` through COPY csv.
 
     The COPY runs in a thread writing into an OS pipe that ``pyarrow.csv`` reads in blocks
-    of ``_BLOCK`` bytes, re-cut into batches of ``batch_size`` rows; memory stays at a few
-    dozen blocks.
+    of ``_BLOCK`` bytes, at most ``READ_AHEAD_BLOCKS`` ahead of the caller, re-cut into
+    batches of ``batch_size`` rows; memory stays at a few blocks and one batch.
     """
     sql, params = compile_statement(statement, connection.dialect)
     dbapi = connection.connection.dbapi_connection
@@ -204,7 +255,7 @@ def read_batches(
         cursor.execute("SET DateStyle TO ISO")
         text = cursor.mogrify(sql, params).decode()
     read_fd, write_fd = os.pipe()
-    reader = _ArrowPipe(os.fdopen(read_fd, "rb", buffering=0))
+    reader = _ArrowPipe(os.fdopen(read_fd, "rb", buffering=0), READ_AHEAD_BLOCKS)
     writer = os.fdopen(write_fd, "wb", buffering=_PIPE_BUFFER)
     failures: list[BaseException] = []
 
@@ -221,13 +272,13 @@ def read_batches(
     thread = threading.Thread(target=produce, name="nexus-copy-csv", daemon=True)
     thread.start()
     try:
-        # pyarrow reads and parses dozens of blocks ahead of a slow consumer (the load): 4 MB
-        # blocks held 169 MB of Arrow memory where 1 MB blocks hold 55 MB, no slower; the
-        # batches are re-cut to batch_size rows below
-        block = _BLOCK
-        stream = pacsv.open_csv(
+        # 4 MB blocks held 169 MB of Arrow memory (pyarrow read 32 ahead of the load) where
+        # 1 MB blocks held 55 MB, no slower; 1 MB blocks at most 4 ahead hold 6-13 MB
+        # (test_pg_copy_threads.py); the batches are re-cut to batch_size rows below
+        open_reader = functools.partial(
+            pacsv.open_csv,
             reader,
-            read_options=pacsv.ReadOptions(column_names=schema.names, block_size=block),
+            read_options=pacsv.ReadOptions(column_names=schema.names, block_size=_BLOCK),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 column_types={f.name: f.type for f in schema},
@@ -238,7 +289,8 @@ def read_batches(
                 false_values=["f"],
             ),
         )
-        yield from rebatch(stream, batch_size)
+        stream = reader.waiting(open_reader)
+        yield from rebatch(reader.batches(stream), batch_size)
     except pa.ArrowInvalid as exc:
         if not failures and "straddl" in str(exc):
             raise ValueError(  # the connector adds the table and database

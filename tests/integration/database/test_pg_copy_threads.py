@@ -5,6 +5,8 @@ through a pipe into Arrow in 1 MB blocks."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 import weakref
 from collections.abc import Iterator
 from decimal import Decimal
@@ -165,3 +167,67 @@ def test_pg_read_of_a_row_longer_than_a_block_names_the_table_and_the_switch_tha
         assert len(connector.read(ReadRequest(table="t")).to_table()["note"][0].as_py()) == 2 << 20
     finally:
         connector.dispose()
+
+
+def _fill_notes(engine: sa.Engine, rows: int, width: int) -> None:
+    """``rows`` rows of ``width``-character notes (about ``rows * width`` bytes of CSV)."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"INSERT INTO t SELECT g, repeat(md5(g::text), {width} / 32), mod(g, 1000), now() "
+            f"FROM generate_series(1, {rows}) g"
+        )
+
+
+def test_pg_read_holds_a_few_blocks_ahead_of_a_consumer_that_is_slower_than_the_server(
+    engine: sa.Engine,
+) -> None:
+    _fill_notes(engine, 80_000, 320)  # ~28 MB of CSV: 28 blocks of 1 MB
+    statement = sa.select(sa.text("*")).select_from(sa.table("t"))
+    before = pa.total_allocated_bytes()
+    held: list[int] = []
+    rows = 0
+
+    with engine.connect() as connection:
+        for batch in pg_copy.read_batches(connection, statement, SCHEMA, 2000):
+            rows += batch.num_rows
+            if len(held) < 3:  # the target is busy: the server has long sent the next blocks
+                time.sleep(0.5)
+            held.append(pa.total_allocated_bytes() - before)
+
+    assert rows == 80_000
+    # pyarrow alone reads up to 32 blocks ahead (26-30 MB held here); READ_AHEAD_BLOCKS (4)
+    # 1 MB blocks, their parsed columns and the batches being cut: 6-13 MB
+    assert pg_copy.READ_AHEAD_BLOCKS == 4
+    assert max(held) < 16 * 2**20
+
+
+def test_pg_read_completes_when_the_reader_needs_more_blocks_than_it_may_read_ahead(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill_notes(engine, 9_000, 320)  # ~3 MB: pyarrow needs the next block to finish a batch
+    monkeypatch.setattr(pg_copy, "READ_AHEAD_BLOCKS", 1)
+    statement = sa.select(sa.text("*")).select_from(sa.table("t")).order_by(sa.text("id"))
+
+    with engine.connect() as connection:
+        batches = list(pg_copy.read_batches(connection, statement, SCHEMA, 4000))
+
+    assert [b.num_rows for b in batches] == [4000, 4000, 1000]
+    assert batches[-1]["id"][-1].as_py() == 9_000
+
+
+def test_pg_read_stopped_after_one_batch_ends_its_copy_while_the_reader_waits_to_read_on(
+    engine: sa.Engine,
+) -> None:
+    _fill_notes(engine, 40_000, 320)  # ~14 MB: the reader waits with 4 blocks read ahead
+    statement = sa.select(sa.text("*")).select_from(sa.table("t"))
+
+    with engine.connect() as connection:
+        batches = pg_copy.read_batches(connection, statement, SCHEMA, 2000)
+        first = next(batches)
+        time.sleep(0.3)
+        batches.close()
+        after = connection.exec_driver_sql("SELECT count(*) FROM t").scalar_one()
+
+    assert first.num_rows == 2000
+    assert after == 40_000
+    assert not [t for t in threading.enumerate() if t.name == "nexus-copy-csv"]

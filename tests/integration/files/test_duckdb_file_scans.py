@@ -124,6 +124,27 @@ def test_csv_glob_scan_keeps_file_and_row_order_for_order_dependent_steps(
     assert set(table.column("part").to_pylist()) == {2}
 
 
+def test_parquet_glob_scan_keeps_file_and_row_order_for_order_dependent_steps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Parquet scan numbers rows by file and row within the file (several row groups, a
+    filter skipping rows): deduplicate keeps the same row as the Arrow path."""
+    folder_in = tmp_path / "in"
+    folder_in.mkdir()
+    for part in range(3):
+        pq.write_table(pa.table({"key": [row % 7 for row in range(2000)],
+                                 "part": [part] * 2000, "row": list(range(2000))}),
+                       folder_in / f"part_{part}.parquet", row_group_size=300)
+    folder = _job(tmp_path, _source(folder_in / "part_*.parquet", "parquet"), [
+        {"name": "some", "transformation_type": "filter", "config": {"condition": "row % 3 != 1"}},
+        {"name": "first", "transformation_type": "deduplicate",
+         "config": {"subset": ["key"], "keep": "first"}},
+    ])  # fmt: skip
+    table = _same_both_ways(folder, monkeypatch, "parquet")
+    assert table.column("part").to_pylist() == [0] * 7
+    assert table.column("row").to_pylist() == [0, 2, 3, 5, 6, 8, 11]
+
+
 def test_parquet_glob_scan_gives_the_arrow_paths_result_and_metadata_row_counts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -266,3 +287,39 @@ def test_source_read_twice_in_one_statement_is_scanned_once_and_counted_once(
     table = _same_both_ways(folder, monkeypatch, "csv")
     assert table.num_rows == 2 * 2 + 2 * 2  # north x north, south x south (NA region: null)
     assert _run(folder, monkeypatch, scan=True)[1:3] == (5, 5)
+
+
+@pytest.mark.parametrize("scale", [0, 2])
+def test_csv_scan_decimal_check_accepts_exactly_the_values_pyarrow_accepts(
+    tmp_path: Path, scale: int
+) -> None:
+    """Each value alone in a file: the scan reads it (to the same decimal) exactly when
+    pyarrow's CSV reader does, and refuses it naming the value when pyarrow refuses it."""
+    import pyarrow.csv as pacsv
+
+    values = ["17", "-7", "5.", "0.5", "1.25", "-1.25", "1.250", "1.2500", "1.251", "1.2345",
+              "12345678901.99", "12345678901.990", "12345678901.991", ".5", ".005", ".000"]
+    type_ = pa.decimal128(15, scale)
+    source = DataSource.model_validate({"name": "s", "source_type": "file", "file_path": "x"})
+    connector = FileConnector({})
+    for index, value in enumerate(values):
+        path = tmp_path / f"v{index}.csv"
+        path.write_text("id,amount\n1,1\n")
+        options = {"column_types": {"amount": f"decimal(15,{scale})"}}
+        request = ReadRequest(path=str(path), options=options)
+        scan = file_scan(source, connector, request, connector.read(request), print)
+        assert scan is not None
+        path.write_text(f"id,amount\n1,{value}\n")  # the scan reads the file when queried
+        try:
+            expected = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
+                column_types={"amount": type_})).column("amount").to_pylist()
+        except pa.ArrowInvalid:
+            expected = None
+        try:
+            got = [row[0] for row in duckdb.sql(
+                f"SELECT amount FROM ({scan.select_sql()})").fetchall()]
+        except duckdb.Error as exc:
+            assert expected is None, (value, str(exc))
+            assert f"has the value '{value}'" in str(exc)
+        else:
+            assert got == expected, value

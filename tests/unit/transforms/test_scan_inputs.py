@@ -16,6 +16,9 @@ class _RangeScan:
     """Rows 0, 1, 2 of column ``n`` as ``sql_type`` (the batches hold other values, so a test
     sees which of the two the stage read)."""
 
+    numbers_in_read_order = False  # the ordinal is the row's value
+    needs_profile = False
+
     def __init__(self, sql_type: str):
         self.sql_type = sql_type
         self.counted: list[Any] = []
