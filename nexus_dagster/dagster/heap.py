@@ -18,9 +18,10 @@ to what was alive at those two moments. ``NEXUS_GC_FREEZE=0`` turns it off.
 from __future__ import annotations
 
 import gc
-import os
 import threading
 from typing import Literal
+
+from nexus_dagster.switches import switched_on
 
 __all__ = ["ENV_SWITCH", "freeze_loaded_objects"]
 
@@ -40,7 +41,7 @@ def freeze_loaded_objects(moment: Literal["definitions", "run"]) -> bool:
     Returns:
         True when this call froze them.
     """
-    if os.environ.get(ENV_SWITCH, "1").strip().lower() in {"0", "false", "no", "off"}:
+    if not switched_on(ENV_SWITCH):
         return False
     with _lock:
         if moment in _done:

@@ -21,7 +21,6 @@ the next plan. ``NEXUS_PUSHDOWN=0`` turns this plan off.
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -41,6 +40,7 @@ from nexus_dagster.run.events import Event, SourceExtracted, TargetLoaded
 from nexus_dagster.run.plan import RunContext
 from nexus_dagster.run.progress import Progress
 from nexus_dagster.spec.models import Transformation
+from nexus_dagster.switches import switched_on
 from nexus_dagster.transforms.expressions import sqlalchemy_type
 from nexus_dagster.transforms.portable import portable_steps
 from nexus_dagster.transforms.sql_builder import SqlBuilder
@@ -59,7 +59,7 @@ PUSHABLE_OIDS = frozenset({16, 20, 21, 23, 700, 701, 25, 1043, 1082, 1114, 1184,
 
 def enabled() -> bool:
     """False when ``NEXUS_PUSHDOWN`` is ``0``/``false``/``no``/``off``."""
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in {"0", "false", "no", "off"}
+    return switched_on(ENV_SWITCH)
 
 
 def render(dbapi: Any, dialect: sa.Dialect, statement: sa.Select[Any]) -> str:

@@ -10,7 +10,7 @@ Example:
 
 from __future__ import annotations
 
-import os
+from nexus_dagster.switches import switched_on
 
 __all__ = ["CUSTOM_CODE_ENV", "custom_code_allowed"]
 
@@ -25,5 +25,4 @@ def custom_code_allowed() -> bool:
         False when the environment variable ``NEXUS_ALLOW_CUSTOM_CODE`` is ``0`` (or
         ``false``, ``no``, ``off``), True otherwise.
     """
-    value = os.environ.get(CUSTOM_CODE_ENV, "1").strip().lower()
-    return value not in {"0", "false", "no", "off"}
+    return switched_on(CUSTOM_CODE_ENV)

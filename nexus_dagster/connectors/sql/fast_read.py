@@ -9,7 +9,6 @@ bulk readers off (to compare both paths).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 
 from nexus_dagster.connectors.sql import mysql_read, pg_copy
 from nexus_dagster.connectors.sql.types import UNCONSTRAINED_DECIMAL, ColumnInfo
+from nexus_dagster.switches import switched_on
 
 ENV_SWITCH = pg_copy.FAST_READ_SWITCH
 
@@ -26,7 +26,7 @@ Reader = Callable[[sa.Select[Any], pa.Schema, int], Iterator[pa.RecordBatch]]
 
 def enabled() -> bool:
     """False when ``NEXUS_FAST_READ`` is ``0``/``false``/``no``/``off``."""
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in {"0", "false", "no", "off"}
+    return switched_on(ENV_SWITCH)
 
 
 def _plain(t: pa.DataType) -> bool:

@@ -19,10 +19,11 @@ Binary saves the server the text parsing that dominates a CSV COPY: 2,000,000 ro
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 
 import pyarrow as pa
+
+from nexus_dagster.switches import switched_on
 
 #: set to 0 to load every PostgreSQL table through CSV text
 BINARY_SWITCH = "NEXUS_PG_BINARY_COPY"
@@ -64,7 +65,7 @@ _TYPES_SQL = (
 
 def enabled() -> bool:
     """False when ``NEXUS_PG_BINARY_COPY=0`` turns binary COPY off."""
-    return os.environ.get(BINARY_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on(BINARY_SWITCH)
 
 
 def column_type_oids(dbapi_connection: object, table_sql: str) -> dict[str, int]:
@@ -118,8 +119,8 @@ class BinaryChunks:
 
 
 def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
-    arrays: Sequence[pa.Array] = [
+    arrays = [
         col if col.type == field.type else col.cast(field.type)
         for col, field in zip(batch.columns, schema, strict=True)
     ]
-    return pa.RecordBatch.from_arrays(list(arrays), schema=schema)
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)

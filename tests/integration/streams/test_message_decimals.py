@@ -4,8 +4,6 @@ JSON/JSONL files); Redis hash fields hold those digits as text."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 
 import pyarrow as pa
@@ -15,7 +13,6 @@ from nexus_dagster.connectors.base import ReadRequest, WriteRequest
 from nexus_dagster.connectors.kafka import KafkaConnector
 from nexus_dagster.connectors.redis import RedisConnector
 from nexus_dagster.relation import Relation
-from tests.support import drop_redis_keys, redis_params
 
 MONEY = pa.table({
     "id": pa.array([1, 2], pa.int64()),
@@ -23,21 +20,6 @@ MONEY = pa.table({
                        pa.decimal128(21, 2)),
     "rate": [0.5, 1e-05],
 })
-
-
-@pytest.fixture
-def redis_conn() -> Iterator[RedisConnector]:
-    connector = RedisConnector(redis_params())
-    yield connector
-    connector.close()
-
-
-@pytest.fixture
-def prefix(redis_conn: RedisConnector) -> Iterator[str]:
-    """A unique key prefix; its keys are deleted afterwards."""
-    name = f"t{uuid.uuid4().hex[:10]}"
-    yield name
-    drop_redis_keys(redis_conn.client, name)
 
 
 @pytest.mark.kafka

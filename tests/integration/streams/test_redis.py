@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -24,7 +22,7 @@ from tests.integration.streams.kv_support import (
     run_job,
     write_spec,
 )
-from tests.support import drop_redis_keys, redis_params
+from tests.support import redis_params
 
 pytestmark = pytest.mark.redis
 
@@ -33,21 +31,6 @@ pytestmark = pytest.mark.redis
 def params() -> dict:
     """Connection params of the test server (password protected)."""
     return redis_params()
-
-
-@pytest.fixture
-def redis_conn(params: dict) -> Iterator[RedisConnector]:
-    connector = RedisConnector(params)
-    yield connector
-    connector.close()
-
-
-@pytest.fixture
-def prefix(redis_conn: RedisConnector) -> Iterator[str]:
-    """A unique key prefix; its keys are deleted afterwards (with SCAN)."""
-    name = f"t{uuid.uuid4().hex[:10]}"
-    yield name
-    drop_redis_keys(redis_conn.client, name)
 
 
 ROWS = pa.table({
